@@ -279,24 +279,25 @@ def usage():
         stat("Requests in range",
              "Requests to social sites through the gateway in the selected time range, "
              "for the selected sites and groups.",
-             f"sum(increase({req}[{RANGE}]))", decimals=0),
+             f"sum(increase({req}[{RANGE}])) or vector(0)", decimals=0),
         stat("Content shared in range",
              "Posts, comments, messages, shares and uploads sent in the selected range: "
              "what employees publish, as opposed to what they read.",
              f'sum(increase(permeable_requests_total{{site=~"$site", group=~"$group", '
-             f'activity=~"{CONTENT}"}}[{RANGE}]))', decimals=0),
+             f'activity=~"{CONTENT}"}}[{RANGE}])) or vector(0)', decimals=0),
         stat("Sites in use",
              "Catalogue sites that have received requests since the gateways started "
              "(hosts outside the catalogue are not counted).",
-             'count(count by (site) (permeable_requests_total{site!="unknown"}))',
+             'count(count by (site) (permeable_requests_total{site!="unknown"})) or vector(0)',
              decimals=0),
         stat("Share of traffic from suppressed groups",
              "Groups with fewer distinct clients than the k-anonymity threshold are "
              "reported as \"suppressed\" so no one can be singled out. This is the share of "
              "requests in the range counted that way: a high value means the per-group "
              "panels hide a lot of traffic.",
-             f'sum(increase(permeable_requests_total{{site=~"$site", group="suppressed"}}'
-             f'[{RANGE}])) / sum(increase(permeable_requests_total{{site=~"$site"}}[{RANGE}]))',
+             f'(sum(increase(permeable_requests_total{{site=~"$site", group="suppressed"}}'
+             f'[{RANGE}])) or vector(0)) / sum(increase(permeable_requests_total{{site=~"$site"}}'
+             f'[{RANGE}]))',
              unit="percentunit", thresholds=[(0.25, "orange")]),
         row("By site, activity and group"),
         timeseries("Requests by site",
@@ -370,7 +371,7 @@ def policy():
 
     def action_count(action):
         return (f'sum(increase(permeable_requests_total{{site=~"$site", action="{action}"}}'
-                f'[{RANGE}]))')
+                f'[{RANGE}])) or vector(0)')
 
     panels = [
         row("Overview"),
@@ -387,7 +388,7 @@ def policy():
         stat("Monitor-mode hits in range",
              "Matches of rules in monitor mode: what they would have done, not enforced. "
              "Use them to judge a rule before switching it to enforce.",
-             f'sum(increase(permeable_rule_matches_total{{mode="monitor"}}[{RANGE}]))',
+             f'sum(increase(permeable_rule_matches_total{{mode="monitor"}}[{RANGE}])) or vector(0)',
              thresholds=[(1, "blue")], decimals=0),
         row("Enforcement"),
         timeseries("Actions over time",
@@ -476,7 +477,7 @@ def health():
              f"sum(rate(permeable_requests_total{inst}[{RATE}]))", unit="reqps"),
         stat("Upstream error ratio",
              "Upstream errors per request over the last 5 minutes.",
-             f"sum(rate(permeable_upstream_errors_total{inst}[5m])) / "
+             f"(sum(rate(permeable_upstream_errors_total{inst}[5m])) or vector(0)) / "
              f"sum(rate(permeable_requests_total{inst}[5m]))",
              unit="percentunit", thresholds=[(0.01, "orange"), (0.05, "red")]),
         stat("Live rule set",
