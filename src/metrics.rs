@@ -518,6 +518,9 @@ impl Default for GroupAnonymizer {
 mod tests {
     use super::*;
 
+    /// Serialises the tests that set the process-wide rules version.
+    static RULES_VERSION_TEST: Mutex<()> = Mutex::new(());
+
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
     }
@@ -609,8 +612,71 @@ mod tests {
         assert_eq!(GroupAnonymizer::new(0).label("solo", ip(1)), "solo");
     }
 
+    /// Every family of the spec renders once it has a sample. With
+    /// `PERMEABLE_METRICS_SAMPLE=FILE` the exposition is also written to FILE, which
+    /// `dashboards/check.sh live` can scrape to exercise its plumbing without a gateway.
+    #[test]
+    fn every_family_renders_with_samples() {
+        register_all();
+        REQUESTS_TOTAL
+            .with_label_values(&["x", "post", "block", SUPPRESSED])
+            .inc();
+        REQUEST_DURATION_SECONDS
+            .with_label_values(&["x"])
+            .observe(0.02);
+        INSPECTION_DURATION_SECONDS
+            .with_label_values(&["x"])
+            .observe(0.000_04);
+        FINDINGS_TOTAL
+            .with_label_values(&["secret.aws_access_key", "block"])
+            .inc();
+        RULE_MATCHES_TOTAL
+            .with_label_values(&["block-secrets", "block", "enforce"])
+            .inc();
+        CONNECTIONS_ACTIVE.inc();
+        CONNECTIONS_ACTIVE.dec();
+        UNCLASSIFIED_REQUESTS_TOTAL.with_label_values(&["x"]).inc();
+        UNINSPECTABLE_TOTAL
+            .with_label_values(&["x", "too_large"])
+            .inc();
+        UPSTREAM_ERRORS_TOTAL
+            .with_label_values(&["x", "connect"])
+            .inc();
+        BODY_BYTES_TOTAL
+            .with_label_values(&["x", "request"])
+            .inc_by(512);
+        CERTIFICATES_MINTED_TOTAL.inc();
+        CERTIFICATE_CACHE_HITS_TOTAL.inc();
+        CERTIFICATE_CACHE_MISSES_TOTAL.inc();
+        SharedDomains::new(1).record("example.com");
+        let _serial = RULES_VERSION_TEST.lock();
+        set_rules_version("metrics-test-sample");
+
+        let text = gather_text();
+        let spec = include_str!("../docs/metrics.md");
+        let families: Vec<&str> = spec
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `permeable_"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        assert!(
+            families.len() >= 17,
+            "families in docs/metrics.md: {families:?}"
+        );
+        for family in families {
+            assert!(
+                text.contains(&format!("# TYPE permeable_{family} ")),
+                "permeable_{family} is specified in docs/metrics.md but not exported"
+            );
+        }
+        if let Some(path) = std::env::var_os("PERMEABLE_METRICS_SAMPLE") {
+            std::fs::write(path, &text).expect("write the sample exposition");
+        }
+    }
+
     #[test]
     fn rules_info_keeps_only_the_live_version_and_renders() {
+        let _serial = RULES_VERSION_TEST.lock();
         register_all();
         set_rules_version("metrics-test-v1");
         set_rules_version("metrics-test-v2");
