@@ -99,6 +99,14 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+cleanup_live() {
+    if [[ -n "${PROM_PID:-}" ]]; then
+        kill "$PROM_PID" 2>/dev/null || true
+        wait "$PROM_PID" 2>/dev/null || true
+    fi
+    [[ -n "${LIVE_TMP:-}" ]] && rm -rf "$LIVE_TMP"
+}
+
 # check_live TARGET [COMMAND...] — TARGET is HOST:PORT of the gateway's admin listener.
 check_live() {
     local target="${1:-}"
@@ -114,16 +122,12 @@ check_live() {
     read -r scheme hostport path < <(python3 -c 'import sys, urllib.parse as u
 p = u.urlsplit(sys.argv[1]); print(p.scheme or "http", p.netloc, p.path or "/metrics")' "$metrics_url")
 
-    local tmp prom_pid="" prometheus="${PERMEABLE_PROMETHEUS_URL:-}"
-    tmp="$(mktemp -d)"
-    cleanup_live() {
-        if [[ -n "$prom_pid" ]]; then
-            kill "$prom_pid" 2>/dev/null || true
-            wait "$prom_pid" 2>/dev/null || true
-        fi
-        rm -rf "$tmp"
-    }
+    local prometheus="${PERMEABLE_PROMETHEUS_URL:-}"
+    # Globals: the EXIT trap runs after this function has returned.
+    LIVE_TMP="$(mktemp -d)"
+    PROM_PID=""
     trap cleanup_live EXIT
+    local tmp="$LIVE_TMP"
 
     if [[ -z "$prometheus" ]]; then
         local port
@@ -151,7 +155,7 @@ EOF
             --storage.tsdb.path="$tmp/data" \
             --web.listen-address="127.0.0.1:$port" \
             --log.level=warn >"$tmp/prometheus.log" 2>&1 &
-        prom_pid=$!
+        PROM_PID=$!
     else
         step "using Prometheus at $prometheus"
     fi
