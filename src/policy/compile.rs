@@ -1,0 +1,1120 @@
+//! Rule files → compiled [`Policy`]: reading the rule directory, parsing each file, checking
+//! every semantic constraint, and collecting *every* error with its position.
+//!
+//! Each list item (an activity, a detector, a rule, a test) is deserialised on its own, so
+//! one faulty item does not hide the errors of the others.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use sha2::{Digest, Sha256};
+
+use super::locate::{Pos, PositionIndex, Seg};
+use super::schema::{self, ContentSpec, RedactionSpec};
+use super::{Action, EngineOptions, LocatedError, Mode, Policy, RuleErrors, Site, UNCLASSIFIED};
+use crate::classify::Activity;
+use crate::decode::{parse_pointer, ContentField, PtrSeg};
+use crate::detect::{self, Context, Detector, DetectorDef, Detectors, Validator};
+use crate::redact::Redaction;
+
+/// A rule file's text, its path relative to the rule directory, and the path to show.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub display: PathBuf,
+    pub relative: PathBuf,
+    pub text: String,
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> LocatedError {
+    LocatedError {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: e.to_string(),
+    }
+}
+
+/// Reads `sites/*.yaml`, `detectors/*` (YAML and dictionary files), `policy.yaml` and
+/// `tests/*.yaml` (tests are only checked, never needed to run the policy).
+pub fn read_rule_dir(dir: &Path) -> Result<Vec<SourceFile>, RuleErrors> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    if !dir.is_dir() {
+        return Err(RuleErrors(vec![io_error(dir, "rule directory not found")]));
+    }
+    for sub in ["sites", "detectors", "tests"] {
+        let d = dir.join(sub);
+        if !d.is_dir() {
+            if sub != "tests" {
+                errors.push(io_error(&d, format!("missing directory {sub}/")));
+            }
+            continue;
+        }
+        match read_dir_sorted(&d) {
+            Ok(paths) => {
+                for p in paths {
+                    // Dictionaries live beside detectors; tests may reference body files.
+                    if !is_yaml(&p) && sub != "detectors" {
+                        continue;
+                    }
+                    match std::fs::read_to_string(&p) {
+                        Ok(text) => files.push(SourceFile {
+                            relative: PathBuf::from(sub).join(p.file_name().unwrap_or_default()),
+                            display: p.clone(),
+                            text,
+                        }),
+                        Err(e) => errors.push(io_error(&p, e)),
+                    }
+                }
+            }
+            Err(e) => errors.push(io_error(&d, e)),
+        }
+    }
+    let policy = dir.join("policy.yaml");
+    match std::fs::read_to_string(&policy) {
+        Ok(text) => files.push(SourceFile {
+            display: policy,
+            relative: PathBuf::from("policy.yaml"),
+            text,
+        }),
+        Err(e) => errors.push(io_error(&policy, e)),
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
+/// Short hex hash of the files' paths and contents.
+pub fn version_of(files: &[SourceFile]) -> String {
+    let mut sorted: Vec<&SourceFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.relative.cmp(&b.relative));
+    let mut h = Sha256::new();
+    for f in sorted {
+        h.update(f.relative.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..6])
+}
+
+/// A parsed YAML file: its value and the positions of its nodes.
+pub struct Doc<'a> {
+    pub file: &'a SourceFile,
+    pub index: PositionIndex,
+    pub value: Value,
+}
+
+impl Doc<'_> {
+    pub fn error_at(&self, pos: Pos, message: impl Into<String>) -> LocatedError {
+        LocatedError {
+            file: self.file.display.clone(),
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+        }
+    }
+
+    /// An error about the value at `path`.
+    pub fn err(&self, path: &[Seg], message: impl Into<String>) -> LocatedError {
+        self.error_at(self.index.value(path), message)
+    }
+
+    /// An error about the key ending `path`.
+    pub fn err_key(&self, path: &[Seg], message: impl Into<String>) -> LocatedError {
+        self.error_at(self.index.key(path), message)
+    }
+
+    /// Deserialises `value` (found at `base`) into `T`, locating any error.
+    pub fn typed<T: DeserializeOwned>(
+        &self,
+        value: &Value,
+        base: &[Seg],
+    ) -> Result<T, LocatedError> {
+        serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|e| {
+            let mut path = base.to_vec();
+            for seg in e.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Seq { index } => path.push(Seg::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => path.push(Seg::Key(key.clone())),
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        path.push(Seg::Key(variant.clone()))
+                    }
+                    serde_path_to_error::Segment::Unknown => {}
+                }
+            }
+            let message = e.inner().to_string();
+            if let Some(field) = message
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let mut key_path = path.clone();
+                if key_path.last() != Some(&Seg::Key(field.to_string())) {
+                    key_path.push(Seg::Key(field.to_string()));
+                }
+                return self.err_key(&key_path, message);
+            }
+            self.err(&path, message)
+        })
+    }
+}
+
+/// Parses a YAML file into a [`Doc`], or its located syntax error.
+pub fn parse_doc(file: &SourceFile) -> Result<Doc<'_>, LocatedError> {
+    let index = PositionIndex::build(&file.text).map_err(|(pos, msg)| LocatedError {
+        file: file.display.clone(),
+        line: pos.line,
+        column: pos.column,
+        message: format!("YAML syntax error: {msg}"),
+    })?;
+    let value: Value = serde_yaml::from_str(&file.text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        LocatedError {
+            file: file.display.clone(),
+            line,
+            column,
+            message: msg,
+        }
+    })?;
+    Ok(Doc { file, index, value })
+}
+
+fn key(s: &str) -> Seg {
+    Seg::Key(s.to_string())
+}
+
+fn with(path: &[Seg], seg: Seg) -> Vec<Seg> {
+    let mut p = path.to_vec();
+    p.push(seg);
+    p
+}
+
+/// Checks a top-level mapping has only `allowed` keys and returns the list under `list_key`.
+fn top_list<'v>(
+    doc: &'v Doc<'_>,
+    list_key: &str,
+    errors: &mut Vec<LocatedError>,
+) -> Vec<&'v Value> {
+    let Value::Mapping(map) = &doc.value else {
+        if !matches!(doc.value, Value::Null) {
+            errors.push(doc.err(&[], format!("expected a mapping with `{list_key}:`")));
+        }
+        return Vec::new();
+    };
+    for (k, _) in map {
+        let name = k.as_str().unwrap_or("");
+        if name != list_key {
+            errors.push(doc.err_key(
+                &[key(name)],
+                format!("unknown field `{name}`, expected `{list_key}`"),
+            ));
+        }
+    }
+    match map.get(list_key) {
+        Some(Value::Sequence(items)) => items.iter().collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => {
+            errors.push(doc.err(&[key(list_key)], format!("`{list_key}` must be a list")));
+            Vec::new()
+        }
+    }
+}
+
+fn compile_regex(
+    doc: &Doc<'_>,
+    path: &[Seg],
+    src: &str,
+    errors: &mut Vec<LocatedError>,
+) -> Option<Regex> {
+    match regex::RegexBuilder::new(src)
+        .size_limit(16 * 1024 * 1024)
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let detail = e.to_string();
+            let detail = detail.lines().last().unwrap_or("").trim().to_string();
+            errors.push(doc.err(path, format!("invalid regex {src:?}: {detail}")));
+            None
+        }
+    }
+}
+
+fn compile_pointer(
+    doc: &Doc<'_>,
+    path: &[Seg],
+    src: &str,
+    errors: &mut Vec<LocatedError>,
+) -> Option<Vec<PtrSeg>> {
+    match parse_pointer(src) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.push(doc.err(path, e));
+            None
+        }
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' || c == '.'
+        })
+}
+
+/// Where an id was first defined, for duplicate errors.
+type Seen = HashMap<String, (PathBuf, Pos)>;
+
+fn check_duplicate(
+    seen: &mut Seen,
+    doc: &Doc<'_>,
+    path: &[Seg],
+    what: &str,
+    id: &str,
+    errors: &mut Vec<LocatedError>,
+) {
+    let pos = doc.index.value(path);
+    if let Some((file, first)) = seen.get(id) {
+        errors.push(doc.error_at(
+            pos,
+            format!(
+                "duplicate {what} id `{id}` (first defined at {}:{}:{})",
+                file.display(),
+                first.line,
+                first.column
+            ),
+        ));
+    } else {
+        seen.insert(id.to_string(), (doc.file.display.clone(), pos));
+    }
+}
+
+fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
+    let spec: schema::SiteSpec = match doc.typed(&doc.value, &[]) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let before = errors.len();
+    if !valid_id(&spec.site) {
+        errors.push(doc.err(
+            &[key("site")],
+            format!("site id `{}` must match [a-z0-9_.-]+", spec.site),
+        ));
+    }
+    let mut domains = Vec::new();
+    for (i, d) in spec.domains.iter().enumerate() {
+        let d = d.trim().trim_end_matches('.').to_string();
+        let bare = d.strip_prefix("*.").unwrap_or(&d);
+        let ok = !bare.is_empty()
+            && bare
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && !bare.starts_with('.')
+            && !bare.contains("..");
+        if !ok {
+            errors.push(doc.err(
+                &[key("domains"), Seg::Index(i)],
+                format!("invalid domain `{d}`: lowercase host name, or `*.` followed by one"),
+            ));
+        }
+        domains.push(d);
+    }
+    let mut activities = Vec::new();
+    match &spec.activities {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let base = vec![key("activities"), Seg::Index(i)];
+                match doc.typed::<schema::ActivitySpec>(item, &base) {
+                    Ok(a) => {
+                        if let Some(a) = compile_activity(doc, &base, a, errors) {
+                            activities.push(a);
+                        }
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        Some(_) => errors.push(doc.err(&[key("activities")], "`activities` must be a list")),
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Site {
+        id: spec.site,
+        name: spec.name,
+        domains,
+        intercept: spec.intercept,
+        any_host: spec.any_host,
+        activities,
+    })
+}
+
+fn compile_activity(
+    doc: &Doc<'_>,
+    base: &[Seg],
+    a: schema::ActivitySpec,
+    errors: &mut Vec<LocatedError>,
+) -> Option<Activity> {
+    let before = errors.len();
+    if !valid_id(&a.activity) || a.activity == UNCLASSIFIED {
+        errors.push(doc.err(
+            &with(base, key("activity")),
+            format!("invalid activity name `{}`", a.activity),
+        ));
+    }
+    let methods: Vec<String> = a
+        .method
+        .map(|m| m.to_vec())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
+    let host = a
+        .host
+        .as_ref()
+        .and_then(|h| compile_regex(doc, &with(base, key("host")), h, errors));
+    let path = a
+        .path
+        .as_ref()
+        .and_then(|p| compile_regex(doc, &with(base, key("path")), p, errors));
+    let mut form = Vec::new();
+    for (k, v) in &a.form {
+        let p = [base, &[key("form"), key(k)]].concat();
+        if let Some(re) = compile_regex(doc, &p, v, errors) {
+            form.push((k.clone(), re));
+        }
+    }
+    let mut json = Vec::new();
+    for (k, v) in &a.json {
+        let p = [base, &[key("json"), key(k)]].concat();
+        let ptr = compile_pointer(doc, &p, k, errors);
+        if ptr.as_ref().is_some_and(|p| p.contains(&PtrSeg::Any)) {
+            errors.push(doc.err_key(&p, "a JSON condition's pointer cannot use `*`"));
+        }
+        if let (Some(ptr), Some(re)) = (ptr, compile_regex(doc, &p, v, errors)) {
+            json.push((k.clone(), ptr, re));
+        }
+    }
+    let mut query = Vec::new();
+    for (k, v) in &a.query {
+        let p = [base, &[key("query"), key(k)]].concat();
+        if let Some(re) = compile_regex(doc, &p, v, errors) {
+            query.push((k.clone(), re));
+        }
+    }
+    let mut content = Vec::new();
+    for (i, c) in a.content.iter().enumerate() {
+        let p = [base, &[key("content"), Seg::Index(i)]].concat();
+        let given = [
+            c.json.is_some(),
+            c.form.is_some(),
+            c.form_json.is_some(),
+            c.multipart.is_some(),
+            c.body.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            errors.push(doc.err(&p, "a content entry needs exactly one of `json`, `form`, `form_json`, `multipart`, `body`"));
+            continue;
+        }
+        let ContentSpec {
+            json,
+            form,
+            form_json,
+            multipart,
+            body,
+        } = c;
+        if let Some(ptr) = json {
+            if let Some(ptr) = compile_pointer(doc, &with(&p, key("json")), ptr, errors) {
+                content.push(ContentField::Json(ptr));
+            }
+        } else if let Some(f) = form {
+            content.push(ContentField::Form(f.clone()));
+        } else if let Some(fj) = form_json {
+            if let Some(ptr) = compile_pointer(
+                doc,
+                &[&p[..], &[key("form_json"), key("pointer")]].concat(),
+                &fj.pointer,
+                errors,
+            ) {
+                content.push(ContentField::FormJson {
+                    field: fj.field.clone(),
+                    pointer: ptr,
+                });
+            }
+        } else if let Some(m) = multipart {
+            content.push(ContentField::Multipart(m.clone()));
+        } else if body == &Some(true) {
+            content.push(ContentField::Body);
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Activity {
+        name: a.activity,
+        methods,
+        host,
+        path,
+        graphql_operation: a.graphql_operation,
+        form,
+        json,
+        query,
+        content,
+    })
+}
+
+fn compile_redaction(spec: &Option<RedactionSpec>, category: &str) -> Redaction {
+    let Some(spec) = spec else {
+        return Redaction::default_for(category);
+    };
+    if let Some(m) = &spec.mask {
+        Redaction::Mask {
+            keep_last: m.keep_last,
+            ch: m.char,
+        }
+    } else if let Some(t) = &spec.replace {
+        Redaction::Replace(t.clone())
+    } else if let Some(h) = &spec.hash {
+        Redaction::Hash {
+            length: h.length.unwrap_or(16),
+            template: h
+                .template
+                .clone()
+                .unwrap_or_else(|| "[{category}:{hash}]".into()),
+        }
+    } else {
+        Redaction::default_for(category)
+    }
+}
+
+fn compile_detector(
+    doc: &Doc<'_>,
+    base: &[Seg],
+    d: schema::DetectorSpec,
+    files: &[SourceFile],
+    errors: &mut Vec<LocatedError>,
+) -> Option<DetectorDef> {
+    let before = errors.len();
+    if !valid_id(&d.id) {
+        errors.push(doc.err(
+            &with(base, key("id")),
+            format!("detector id `{}` must match [a-z0-9_.-]+", d.id),
+        ));
+    }
+    if !detect::is_known_category(&d.category) {
+        errors.push(doc.err(
+            &with(base, key("category")),
+            format!(
+                "unknown category `{}` (known: {}, or custom.NAME)",
+                d.category,
+                detect::CATEGORIES.join(", ")
+            ),
+        ));
+    }
+    let mut patterns = Vec::new();
+    let mut sources: Vec<(Vec<Seg>, String)> = Vec::new();
+    if let Some(r) = &d.regex {
+        sources.push((with(base, key("regex")), r.clone()));
+    }
+    for (i, p) in d.patterns.iter().enumerate() {
+        sources.push((
+            [base, &[key("patterns"), Seg::Index(i)]].concat(),
+            p.clone(),
+        ));
+    }
+    for (path, src) in sources {
+        let eff = detect::effective_pattern(&src, d.case_insensitive);
+        if compile_regex(doc, &path, &eff, errors).is_some() {
+            patterns.push(src);
+        }
+    }
+    let mut dictionary = d.dictionary.clone();
+    if let Some(f) = &d.dictionary_file {
+        let wanted = doc.file.relative.parent().unwrap_or(Path::new("")).join(f);
+        match files.iter().find(|s| s.relative == wanted) {
+            Some(src) => dictionary.extend(
+                src.text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            ),
+            None => errors.push(doc.err(
+                &with(base, key("dictionary_file")),
+                format!("dictionary file `{f}` not found beside this file"),
+            )),
+        }
+    }
+    if patterns.is_empty() && dictionary.is_empty() && errors.len() == before {
+        errors.push(doc.err(
+            base,
+            format!(
+                "detector `{}` has no `regex`, `patterns`, `dictionary` or `dictionary_file`",
+                d.id
+            ),
+        ));
+    }
+    let validator = match &d.validator {
+        None => None,
+        Some(v) => match Validator::parse(v) {
+            Some(v) => Some(v),
+            None => {
+                errors.push(doc.err(
+                    &with(base, key("validator")),
+                    format!(
+                        "unknown validator `{v}` (known: {})",
+                        Validator::NAMES.join(", ")
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    let context = d.context.as_ref().map(|c| Context {
+        words: c
+            .words
+            .iter()
+            .map(|w| w.trim().to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect(),
+        window: c.window,
+        required: c.required,
+    });
+    if let Some(c) = &context {
+        if c.words.is_empty() {
+            errors.push(doc.err(
+                &[base, &[key("context"), key("words")]].concat(),
+                "context needs at least one word",
+            ));
+        }
+    }
+    if let Some(r) = &d.redaction {
+        let given = [r.mask.is_some(), r.replace.is_some(), r.hash.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given != 1 {
+            errors.push(doc.err(
+                &with(base, key("redaction")),
+                "redaction needs exactly one of `mask`, `replace`, `hash`",
+            ));
+        }
+        if r.replace.as_deref() == Some("") {
+            errors.push(doc.err(
+                &[base, &[key("redaction"), key("replace")]].concat(),
+                "empty replacement",
+            ));
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let redaction = compile_redaction(&d.redaction, &d.category);
+    Some(DetectorDef {
+        detector: Detector {
+            id: d.id,
+            category: d.category,
+            validator,
+            context,
+            redaction,
+        },
+        patterns,
+        case_insensitive: d.case_insensitive,
+        dictionary,
+    })
+}
+
+/// A category condition: exact, `prefix.*`, or `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CategoryPattern {
+    Exact(String),
+    /// Includes the trailing dot.
+    Prefix(String),
+}
+
+impl CategoryPattern {
+    pub fn parse(s: &str) -> CategoryPattern {
+        if s == "*" {
+            CategoryPattern::Prefix(String::new())
+        } else if let Some(p) = s.strip_suffix('*') {
+            CategoryPattern::Prefix(p.to_string())
+        } else {
+            CategoryPattern::Exact(s.to_string())
+        }
+    }
+
+    pub fn matches(&self, category: &str) -> bool {
+        match self {
+            CategoryPattern::Exact(c) => c == category,
+            CategoryPattern::Prefix(p) => category.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// A compiled `when:` / `unless:`.
+#[derive(Clone, Debug, Default)]
+pub struct Condition {
+    pub sites: Option<Vec<String>>,
+    pub activities: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub categories: Option<Vec<CategoryPattern>>,
+    pub detectors: Option<Vec<String>>,
+    pub min_count: Option<usize>,
+    pub uninspectable: Option<bool>,
+    pub unclassified: Option<bool>,
+}
+
+/// A compiled policy rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub description: Option<String>,
+    pub when: Condition,
+    pub unless: Option<Condition>,
+    pub action: Action,
+    pub message: Option<String>,
+    pub mode: Mode,
+}
+
+struct Known<'a> {
+    sites: HashSet<&'a str>,
+    activities: HashSet<String>,
+    detectors: HashSet<String>,
+    categories: HashSet<String>,
+}
+
+fn compile_condition(
+    doc: &Doc<'_>,
+    base: &[Seg],
+    c: &schema::ConditionSpec,
+    known: &Known<'_>,
+    errors: &mut Vec<LocatedError>,
+) -> Condition {
+    let check = |errors: &mut Vec<LocatedError>,
+                 field: &str,
+                 list: &Option<Vec<String>>,
+                 ok: &dyn Fn(&str) -> bool,
+                 what: &str| {
+        if let Some(items) = list {
+            for (i, item) in items.iter().enumerate() {
+                if !ok(item) {
+                    errors.push(doc.err(
+                        &[base, &[key(field), Seg::Index(i)]].concat(),
+                        format!("unknown {what} `{item}`"),
+                    ));
+                }
+            }
+        }
+    };
+    check(
+        errors,
+        "sites",
+        &c.sites,
+        &|s| known.sites.contains(s),
+        "site",
+    );
+    check(
+        errors,
+        "activities",
+        &c.activities,
+        &|a| known.activities.contains(a),
+        "activity",
+    );
+    check(
+        errors,
+        "detectors",
+        &c.detectors,
+        &|d| known.detectors.contains(d),
+        "detector",
+    );
+    check(
+        errors,
+        "categories",
+        &c.categories,
+        &|cat| {
+            let p = CategoryPattern::parse(cat);
+            match &p {
+                CategoryPattern::Exact(e) => detect::is_known_category(e),
+                CategoryPattern::Prefix(_) => {
+                    detect::CATEGORIES.iter().any(|k| p.matches(k))
+                        || known.categories.iter().any(|k| p.matches(k))
+                }
+            }
+        },
+        "category",
+    );
+    Condition {
+        sites: c.sites.clone(),
+        activities: c.activities.clone(),
+        groups: c.groups.clone(),
+        categories: c
+            .categories
+            .as_ref()
+            .map(|l| l.iter().map(|s| CategoryPattern::parse(s)).collect()),
+        detectors: c.detectors.clone(),
+        min_count: c.min_count,
+        uninspectable: c.uninspectable,
+        unclassified: c.unclassified,
+    }
+}
+
+/// Checks the test files (structure and references); they are not part of the policy.
+fn check_tests(doc: &Doc<'_>, rule_ids: &HashSet<String>, errors: &mut Vec<LocatedError>) {
+    for (i, item) in top_list(doc, "tests", errors).into_iter().enumerate() {
+        let base = vec![key("tests"), Seg::Index(i)];
+        match doc.typed::<schema::TestSpec>(item, &base) {
+            Ok(t) => {
+                let exp = [&base[..], &[key("expect")]].concat();
+                for (field, list) in [
+                    ("rules", &t.expect.rules),
+                    ("not_rules", &t.expect.not_rules),
+                ] {
+                    for (j, r) in list.iter().enumerate() {
+                        if !rule_ids.contains(r) && r != super::UNINSPECTABLE_RULE {
+                            errors.push(doc.err(
+                                &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
+                                format!("unknown rule `{r}`"),
+                            ));
+                        }
+                    }
+                }
+                for (field, list) in [
+                    ("categories", &t.expect.categories),
+                    ("not_categories", &t.expect.not_categories),
+                ] {
+                    for (j, c) in list.iter().enumerate() {
+                        if !detect::is_known_category(c) {
+                            errors.push(doc.err(
+                                &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
+                                format!("unknown category `{c}`"),
+                            ));
+                        }
+                    }
+                }
+                if t.request.body.is_some() && t.request.body_file.is_some() {
+                    errors.push(doc.err(
+                        &with(&base, key("request")),
+                        "give `body` or `body_file`, not both",
+                    ));
+                }
+                if super::RequestHead::from_url(&t.request.method, &t.request.url, vec![], None)
+                    .is_err()
+                {
+                    errors.push(doc.err(
+                        &[&base[..], &[key("request"), key("url")]].concat(),
+                        format!("not an absolute URL: {}", t.request.url),
+                    ));
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// Compiles a rule set. Files are recognised by their relative path.
+pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, RuleErrors> {
+    let mut errors: Vec<LocatedError> = Vec::new();
+    let mut docs: Vec<(Doc<'_>, &str)> = Vec::new();
+    for f in files {
+        let rel = f.relative.to_string_lossy().replace('\\', "/");
+        let kind = if rel == "policy.yaml" {
+            "policy"
+        } else if rel.starts_with("sites/") && is_yaml(&f.relative) {
+            "site"
+        } else if rel.starts_with("detectors/") && is_yaml(&f.relative) {
+            "detectors"
+        } else if rel.starts_with("tests/") && is_yaml(&f.relative) {
+            "tests"
+        } else {
+            continue;
+        };
+        match parse_doc(f) {
+            Ok(doc) => docs.push((doc, kind)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !docs.iter().any(|(_, k)| *k == "policy")
+        && !errors.iter().any(|e| e.file.ends_with("policy.yaml"))
+    {
+        errors.push(LocatedError {
+            file: PathBuf::from("policy.yaml"),
+            line: 1,
+            column: 1,
+            message: "missing policy.yaml".into(),
+        });
+    }
+
+    // Sites.
+    let mut sites = Vec::new();
+    let mut site_ids: Seen = HashMap::new();
+    let mut domain_owner: Seen = HashMap::new();
+    for (doc, _) in docs.iter().filter(|(_, k)| *k == "site") {
+        if let Some(site) = compile_site(doc, &mut errors) {
+            check_duplicate(
+                &mut site_ids,
+                doc,
+                &[key("site")],
+                "site",
+                &site.id,
+                &mut errors,
+            );
+            for (i, d) in site.domains.iter().enumerate() {
+                check_duplicate(
+                    &mut domain_owner,
+                    doc,
+                    &[key("domains"), Seg::Index(i)],
+                    "domain",
+                    d,
+                    &mut errors,
+                );
+            }
+            sites.push(site);
+        }
+    }
+
+    // Detectors.
+    let mut defs = Vec::new();
+    let mut detector_ids: Seen = HashMap::new();
+    for (doc, _) in docs.iter().filter(|(_, k)| *k == "detectors") {
+        for (i, item) in top_list(doc, "detectors", &mut errors)
+            .into_iter()
+            .enumerate()
+        {
+            let base = vec![key("detectors"), Seg::Index(i)];
+            match doc.typed::<schema::DetectorSpec>(item, &base) {
+                Ok(spec) => {
+                    check_duplicate(
+                        &mut detector_ids,
+                        doc,
+                        &with(&base, key("id")),
+                        "detector",
+                        &spec.id,
+                        &mut errors,
+                    );
+                    if let Some(def) = compile_detector(doc, &base, spec, files, &mut errors) {
+                        defs.push(def);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    // Rules.
+    let mut activities: HashSet<String> = sites.iter().flat_map(|s| s.activity_names()).collect();
+    activities.insert(UNCLASSIFIED.to_string());
+    let known = Known {
+        sites: site_ids.keys().map(String::as_str).collect(),
+        activities,
+        detectors: detector_ids.keys().cloned().collect(),
+        categories: defs.iter().map(|d| d.detector.category.clone()).collect(),
+    };
+    let mut rules = Vec::new();
+    let mut rule_ids: Seen = HashMap::new();
+    for (doc, _) in docs.iter().filter(|(_, k)| *k == "policy") {
+        for (i, item) in top_list(doc, "rules", &mut errors).into_iter().enumerate() {
+            let base = vec![key("rules"), Seg::Index(i)];
+            match doc.typed::<schema::RuleSpec>(item, &base) {
+                Ok(spec) => {
+                    check_duplicate(
+                        &mut rule_ids,
+                        doc,
+                        &with(&base, key("id")),
+                        "rule",
+                        &spec.id,
+                        &mut errors,
+                    );
+                    if spec.id == super::UNINSPECTABLE_RULE {
+                        errors.push(doc.err(&with(&base, key("id")), "this rule id is reserved"));
+                    }
+                    let when = compile_condition(
+                        doc,
+                        &with(&base, key("when")),
+                        &spec.when,
+                        &known,
+                        &mut errors,
+                    );
+                    let unless = spec.unless.as_ref().map(|u| {
+                        compile_condition(doc, &with(&base, key("unless")), u, &known, &mut errors)
+                    });
+                    rules.push(Rule {
+                        id: spec.id,
+                        description: spec.description,
+                        when,
+                        unless,
+                        action: spec.action,
+                        message: spec.message,
+                        mode: spec.mode,
+                    });
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    let rule_id_set: HashSet<String> = rule_ids.keys().cloned().collect();
+    for (doc, _) in docs.iter().filter(|(_, k)| *k == "tests") {
+        check_tests(doc, &rule_id_set, &mut errors);
+    }
+
+    let detectors = match Detectors::build(defs) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(LocatedError {
+                file: PathBuf::from("detectors"),
+                line: 1,
+                column: 1,
+                message: e,
+            });
+            Detectors::default()
+        }
+    };
+
+    if !errors.is_empty() {
+        return Err(RuleErrors(errors));
+    }
+
+    let mut exact_hosts = HashMap::new();
+    let mut suffix_hosts = Vec::new();
+    let mut any_host_sites = Vec::new();
+    for (i, s) in sites.iter().enumerate() {
+        for d in &s.domains {
+            match d.strip_prefix("*.") {
+                Some(rest) => suffix_hosts.push((format!(".{rest}"), i)),
+                None => {
+                    exact_hosts.insert(d.clone(), i);
+                }
+            }
+        }
+        if s.any_host {
+            any_host_sites.push(i);
+        }
+    }
+    suffix_hosts.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+
+    Ok(Policy {
+        version: version_of(files),
+        sites,
+        exact_hosts,
+        suffix_hosts,
+        any_host_sites,
+        detectors,
+        rules,
+        opts: opts.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(rel: &str, text: &str) -> SourceFile {
+        SourceFile {
+            display: PathBuf::from(format!("rules/{rel}")),
+            relative: PathBuf::from(rel),
+            text: text.to_string(),
+        }
+    }
+
+    const SITE: &str = "site: x\nname: X\ndomains: [x.com, \"*.x.com\"]\nactivities:\n  - activity: post\n    method: POST\n    path: '^/i/api/graphql/[^/]+/CreateTweet$'\n    content:\n      - json: /variables/tweet_text\n";
+    const DETS: &str = "detectors:\n  - id: aws\n    category: secret.aws_access_key\n    regex: '\\bAKIA[0-9A-Z]{16}\\b'\n";
+    const POLICY: &str = "rules:\n  - id: block-secrets\n    when: { categories: [\"secret.*\"] }\n    action: block\n";
+
+    #[test]
+    fn a_valid_set_compiles() {
+        let p = compile(
+            &[
+                file("sites/x.yaml", SITE),
+                file("detectors/s.yaml", DETS),
+                file("policy.yaml", POLICY),
+            ],
+            &EngineOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(p.sites().len(), 1);
+        assert_eq!(
+            p.site_for_host("api.x.com").map(|s| s.id.as_str()),
+            Some("x")
+        );
+        assert_eq!(p.site_for_host("x.com").map(|s| s.id.as_str()), Some("x"));
+        assert!(p.site_for_host("notx.com").is_none());
+        assert_eq!(p.version().len(), 12);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_position() {
+        let site = "site: x\nname: X\ndomains: [x.com]\nactivities:\n  - activity: post\n    path: '^/(unclosed$'\n  - activity: view\n    bogus: 1\n";
+        let dets = "detectors:\n  - id: a\n    category: pii.nonsense\n    regex: 'a'\n  - id: a\n    category: pii.email\n    regex: 'b'\n    validator: nope\n";
+        let policy = "rules:\n  - id: r1\n    when: { sites: [nosuch], categories: [pii.email] }\n    action: block\n  - id: r2\n    action: maybe\n";
+        let err = compile(
+            &[
+                file("sites/x.yaml", site),
+                file("detectors/d.yaml", dets),
+                file("policy.yaml", policy),
+            ],
+            &EngineOptions::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        let expect = [
+            "rules/sites/x.yaml:6:11: invalid regex",
+            "rules/sites/x.yaml:8:5: unknown field `bogus`",
+            "rules/detectors/d.yaml:3:15: unknown category `pii.nonsense`",
+            "rules/detectors/d.yaml:5:9: duplicate detector id `a`",
+            "rules/detectors/d.yaml:8:16: unknown validator `nope`",
+            "rules/policy.yaml:3:21: unknown site `nosuch`",
+            "rules/policy.yaml:6:13: unknown variant `maybe`",
+        ];
+        for e in expect {
+            assert!(
+                lines.iter().any(|l| l.starts_with(e)),
+                "missing {e:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let err = compile(
+            &[file("policy.yaml", "rules:\n  - id: [a\n")],
+            &EngineOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].to_string().starts_with("rules/policy.yaml:"),
+            "{err}"
+        );
+        assert!(err.0[0].line >= 2, "{err}");
+    }
+}

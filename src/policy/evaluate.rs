@@ -1,0 +1,521 @@
+//! Evaluating a request against a compiled policy: classification, inspection, rule
+//! matching, the strictest enforced action, and redaction.
+//!
+//! Semantics (documented for security staff in `docs/rules.md`):
+//! - every rule is evaluated; a rule matches when its `when` matches and its `unless` (if
+//!   any) does not;
+//! - the strictest action among matching *enforced* rules wins; ties go to the rule that
+//!   comes first in `policy.yaml`; no matching rule means `allow`;
+//! - monitor rules are reported in `matches` and the trace, and change nothing;
+//! - a content-carrying request whose body cannot be inspected gets the built-in
+//!   [`UNINSPECTABLE_RULE`] with `inspection.on_uninspectable`, unless an enforced rule with
+//!   `uninspectable: true` matched (then the rules decide);
+//! - `redact` rewrites the findings of the categories named by the matching enforced redact
+//!   rules (all findings when such a rule names none); if the body cannot be rewritten, or
+//!   was not inspectable, the request is blocked instead: nothing unredacted is forwarded.
+
+use super::compile::{Condition, Rule};
+use super::{
+    Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch, Site,
+    UNCLASSIFIED, UNINSPECTABLE_RULE,
+};
+use crate::classify::{self, may_have_body, HeadMatch};
+use crate::decode::{self, DecodedBody, Field};
+use crate::redact::{self, FieldChange, Span};
+
+/// Finds the site of a head: the catalogue by host, then sites that claim any host by API
+/// shape (only through an activity with a `path` condition).
+fn site_of<'p>(policy: &'p Policy, head: &RequestHead) -> Option<&'p Site> {
+    if let Some(site) = policy.site_for_host(&head.host) {
+        return Some(site);
+    }
+    policy
+        .any_host_sites
+        .iter()
+        .filter_map(|&i| policy.sites.get(i))
+        .find(|s| {
+            s.activities
+                .iter()
+                .any(|a| a.has_path() && a.match_head(head) != HeadMatch::No)
+        })
+}
+
+pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
+    let Some(site) = site_of(policy, head) else {
+        return Classification {
+            site: None,
+            activity: UNCLASSIFIED.to_string(),
+            needs_body: false,
+        };
+    };
+    let m = classify::classify_head(&site.activities, head);
+    let activity = m.activity.and_then(|i| site.activities.get(i));
+    let inspects = activity.is_some_and(|a| a.carries_content()) && may_have_body(head);
+    Classification {
+        site: Some(site.id.clone()),
+        activity: activity
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| UNCLASSIFIED.to_string()),
+        needs_body: m.pending_body || inspects,
+    }
+}
+
+/// Everything a rule condition looks at.
+struct Facts<'a> {
+    site: &'a str,
+    activity: &'a str,
+    group: Option<&'a str>,
+    findings: &'a [Finding],
+    uninspectable: bool,
+}
+
+/// Whether `c` holds; on `false`, why not.
+fn condition_holds(c: &Condition, f: &Facts<'_>) -> Result<String, String> {
+    let mut why = Vec::new();
+    if let Some(sites) = &c.sites {
+        if !sites.iter().any(|s| s == f.site) {
+            return Err(format!("site {} not in {:?}", f.site, sites));
+        }
+        why.push(format!("site {}", f.site));
+    }
+    if let Some(acts) = &c.activities {
+        if !acts.iter().any(|a| a == f.activity) {
+            return Err(format!("activity {} not in {:?}", f.activity, acts));
+        }
+        why.push(format!("activity {}", f.activity));
+    }
+    if let Some(groups) = &c.groups {
+        match f.group {
+            Some(g) if groups.iter().any(|x| x == g) => why.push(format!("group {g}")),
+            Some(g) => return Err(format!("group {g} not in {groups:?}")),
+            None => return Err(format!("no group (wanted one of {groups:?})")),
+        }
+    }
+    if let Some(u) = c.uninspectable {
+        if u != f.uninspectable {
+            return Err(if u {
+                "body was inspected".into()
+            } else {
+                "body was uninspectable".into()
+            });
+        }
+        if u {
+            why.push("body uninspectable".into());
+        }
+    }
+    if let Some(u) = c.unclassified {
+        let is = f.activity == UNCLASSIFIED;
+        if u != is {
+            return Err(if u {
+                "activity is classified".into()
+            } else {
+                "activity is unclassified".into()
+            });
+        }
+    }
+    if c.categories.is_some() || c.detectors.is_some() || c.min_count.is_some() {
+        let count = f
+            .findings
+            .iter()
+            .filter(|x| {
+                c.categories
+                    .as_ref()
+                    .is_none_or(|cats| cats.iter().any(|p| p.matches(&x.category)))
+            })
+            .filter(|x| {
+                c.detectors
+                    .as_ref()
+                    .is_none_or(|ds| ds.iter().any(|d| d == &x.detector))
+            })
+            .count();
+        let need = c.min_count.unwrap_or(1);
+        if count < need {
+            return Err(format!("{count} matching finding(s), need {need}"));
+        }
+        if need > 0 {
+            why.push(format!("{count} matching finding(s)"));
+        }
+    }
+    if why.is_empty() {
+        why.push("no conditions".into());
+    }
+    Ok(why.join(", "))
+}
+
+fn rule_matches(rule: &Rule, f: &Facts<'_>) -> Result<String, String> {
+    let why = condition_holds(&rule.when, f)?;
+    if let Some(u) = &rule.unless {
+        if let Ok(exc) = condition_holds(u, f) {
+            return Err(format!("exception applies (unless: {exc})"));
+        }
+    }
+    Ok(why)
+}
+
+fn describe_findings(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} [{}] in {} at {}..{}",
+                f.category, f.detector, f.field, f.start, f.end
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scan_fields(policy: &Policy, fields: &[Field]) -> Vec<(usize, crate::detect::Match)> {
+    let mut out = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        for m in policy.detectors.scan(&f.text) {
+            out.push((i, m));
+        }
+    }
+    out
+}
+
+fn to_findings(
+    policy: &Policy,
+    fields: &[Field],
+    matches: &[(usize, crate::detect::Match)],
+) -> Vec<Finding> {
+    matches
+        .iter()
+        .filter_map(|(fi, m)| {
+            let d = policy.detectors.get(m.detector)?;
+            let field = fields.get(*fi)?;
+            let value = field.text.get(m.start..m.end)?;
+            Some(Finding {
+                category: d.category.clone(),
+                detector: d.id.clone(),
+                field: field.name.clone(),
+                start: m.start,
+                end: m.end,
+                value_hash: redact::keyed_hash(&policy.opts.hash_key, value),
+            })
+        })
+        .collect()
+}
+
+/// Runs every detector over a body decoded per `content_type` (no Content-Encoding).
+pub fn scan_body(policy: &Policy, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
+    let decoded = decode::decode_body(
+        Some(content_type),
+        None,
+        body,
+        policy.opts.max_body.max(body.len()),
+    )?;
+    let fields = decode::all_fields(&decoded);
+    let matches = scan_fields(policy, &fields);
+    Ok(to_findings(policy, &fields, &matches))
+}
+
+pub fn decide(
+    policy: &Policy,
+    head: &RequestHead,
+    class: &Classification,
+    body: Option<&[u8]>,
+) -> Decision {
+    let mut trace = Vec::new();
+    let mut decision = Decision {
+        site: None,
+        activity: UNCLASSIFIED.to_string(),
+        action: Action::Allow,
+        rule: None,
+        message: None,
+        matches: Vec::new(),
+        findings: Vec::new(),
+        body: None,
+        uninspectable: None,
+        trace: Vec::new(),
+    };
+    let site = match class
+        .site
+        .as_deref()
+        .and_then(|id| policy.sites.iter().find(|s| s.id == id))
+    {
+        Some(s) => s,
+        None => {
+            trace.push(format!(
+                "host {}: not a catalogue site; allowed untouched",
+                head.host
+            ));
+            decision.trace = trace;
+            return decision;
+        }
+    };
+    decision.site = Some(site.id.clone());
+    trace.push(format!(
+        "site: {} ({}) for host {}",
+        site.id, site.name, head.host
+    ));
+
+    // The body: unavailable, decodable, or not.
+    let mut uninspectable: Option<String> = None;
+    let mut decoded: Option<DecodedBody> = None;
+    let body = match body {
+        Some(b) => Some(b),
+        None if class.needs_body => {
+            uninspectable = Some(format!(
+                "body larger than inspection.max_body ({} bytes)",
+                policy.opts.max_body
+            ));
+            None
+        }
+        None => Some(&[][..]),
+    };
+    let mut decode_error = None;
+    if let Some(b) = body {
+        if !b.is_empty() {
+            match decode::decode_body(
+                head.header("content-type"),
+                head.header("content-encoding"),
+                b,
+                policy.opts.max_body,
+            ) {
+                Ok(d) => decoded = Some(d),
+                Err(e) => decode_error = Some(e),
+            }
+        }
+    }
+
+    // Classification with the body.
+    let activity_index = classify::classify_with_body(&site.activities, head, decoded.as_ref());
+    let activity = activity_index.and_then(|i| site.activities.get(i));
+    decision.activity = activity
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| UNCLASSIFIED.to_string());
+    let pending = classify::classify_head(&site.activities, head).pending_body;
+    trace.push(format!(
+        "activity: {}{}",
+        decision.activity,
+        if pending {
+            " (decided with the body)"
+        } else {
+            ""
+        }
+    ));
+
+    let carries_content = activity.is_some_and(|a| a.carries_content());
+    if decode_error.is_some() && (carries_content || pending) {
+        uninspectable = decode_error.take();
+    }
+    if uninspectable.is_some() && !(carries_content || pending) {
+        // Nothing would have been inspected: the body's absence changes nothing.
+        uninspectable = None;
+    }
+
+    // Inspection.
+    let mut fields: Vec<Field> = Vec::new();
+    let mut matches = Vec::new();
+    if let (Some(a), Some(d), None) = (activity, decoded.as_ref(), uninspectable.as_ref()) {
+        if a.carries_content() {
+            fields = decode::extract_fields(d, &a.content);
+            if let decode::BodyKind::Multipart(parts) = &d.kind {
+                for p in parts.iter().filter(|p| p.text.is_none()) {
+                    trace.push(format!(
+                        "file part {:?} ({}, {} bytes) not inspected",
+                        p.filename.as_deref().unwrap_or(&p.name),
+                        p.content_type.as_deref().unwrap_or("no type"),
+                        p.end - p.start
+                    ));
+                }
+            }
+            if matches!(d.kind, decode::BodyKind::Binary) {
+                trace.push(format!(
+                    "binary body ({}, {} bytes) not inspected",
+                    d.content_type,
+                    d.raw.len()
+                ));
+            }
+            matches = scan_fields(policy, &fields);
+            trace.push(format!(
+                "inspected {} field(s): {}",
+                fields.len(),
+                fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    decision.findings = to_findings(policy, &fields, &matches);
+    if !decision.findings.is_empty() {
+        trace.push(format!(
+            "findings: {}",
+            describe_findings(&decision.findings)
+        ));
+    } else if !fields.is_empty() {
+        trace.push("findings: none".into());
+    }
+    if let Some(u) = &uninspectable {
+        trace.push(format!("uninspectable: {u}"));
+    }
+
+    // Rules.
+    let facts = Facts {
+        site: &site.id,
+        activity: &decision.activity,
+        group: head.group.as_deref(),
+        findings: &decision.findings,
+        uninspectable: uninspectable.is_some(),
+    };
+    let mut winner: Option<&Rule> = None;
+    let mut explicit_uninspectable = false;
+    let mut redact_rules: Vec<&Rule> = Vec::new();
+    for rule in &policy.rules {
+        match rule_matches(rule, &facts) {
+            Ok(why) => {
+                let tag = if rule.mode == Mode::Monitor {
+                    " [monitor: would have]"
+                } else {
+                    ""
+                };
+                trace.push(format!(
+                    "rule {}: matched ({why}) → {}{tag}",
+                    rule.id, rule.action
+                ));
+                decision.matches.push(RuleMatch {
+                    id: rule.id.clone(),
+                    action: rule.action,
+                    mode: rule.mode,
+                });
+                if rule.mode == Mode::Enforce {
+                    if rule.when.uninspectable == Some(true) {
+                        explicit_uninspectable = true;
+                    }
+                    if rule.action == Action::Redact {
+                        redact_rules.push(rule);
+                    }
+                    if winner.is_none_or(|w| rule.action > w.action) {
+                        winner = Some(rule);
+                    }
+                }
+            }
+            Err(why) => trace.push(format!("rule {}: not matched ({why})", rule.id)),
+        }
+    }
+    if let Some(w) = winner {
+        decision.action = w.action;
+        decision.rule = Some(w.id.clone());
+        decision.message = w.message.clone();
+    }
+    if let Some(reason) = &uninspectable {
+        if !explicit_uninspectable && policy.opts.on_uninspectable >= decision.action {
+            decision.action = policy.opts.on_uninspectable;
+            decision.rule = Some(UNINSPECTABLE_RULE.to_string());
+            decision.message = Some(format!("This request could not be inspected: {reason}."));
+            decision.matches.push(RuleMatch {
+                id: UNINSPECTABLE_RULE.to_string(),
+                action: policy.opts.on_uninspectable,
+                mode: Mode::Enforce,
+            });
+            trace.push(format!(
+                "rule {UNINSPECTABLE_RULE}: matched (no rule speaks for uninspectable bodies) → {}",
+                policy.opts.on_uninspectable
+            ));
+        }
+    }
+
+    // Redaction.
+    if decision.action == Action::Redact {
+        match redact_body(
+            policy,
+            decoded.as_ref(),
+            uninspectable.as_deref(),
+            &fields,
+            &matches,
+            &redact_rules,
+        ) {
+            Ok(Some(bytes)) => {
+                trace.push(format!("redacted body: {} bytes", bytes.len()));
+                decision.body = Some(bytes);
+            }
+            Ok(None) => {
+                trace.push("redact: no finding to rewrite; body forwarded unchanged".into())
+            }
+            Err(e) => {
+                trace.push(format!("redaction impossible ({e}); blocking instead"));
+                decision.action = Action::Block;
+                if decision.message.is_none() {
+                    decision.message = Some(format!("This request could not be redacted: {e}."));
+                }
+            }
+        }
+    }
+
+    match &decision.rule {
+        Some(r) => trace.push(format!(
+            "decision: {} by rule {r} (the strictest enforced action; ties go to the first rule in policy.yaml)",
+            decision.action
+        )),
+        None => trace.push("decision: allow (no enforced rule matched)".into()),
+    }
+    decision.uninspectable = uninspectable;
+    decision.trace = trace;
+    decision
+}
+
+fn redact_body(
+    policy: &Policy,
+    decoded: Option<&DecodedBody>,
+    uninspectable: Option<&str>,
+    fields: &[Field],
+    matches: &[(usize, crate::detect::Match)],
+    redact_rules: &[&Rule],
+) -> Result<Option<Vec<u8>>, String> {
+    if let Some(u) = uninspectable {
+        return Err(format!("the body was not inspectable: {u}"));
+    }
+    let Some(decoded) = decoded else {
+        return Ok(None);
+    };
+    let wanted = |category: &str, detector: &str| {
+        redact_rules.iter().any(|r| {
+            let cat_ok = r
+                .when
+                .categories
+                .as_ref()
+                .is_none_or(|cs| cs.iter().any(|p| p.matches(category)));
+            let det_ok = r
+                .when
+                .detectors
+                .as_ref()
+                .is_none_or(|ds| ds.iter().any(|d| d == detector));
+            cat_ok && det_ok
+        })
+    };
+    let mut changes = Vec::new();
+    for (fi, field) in fields.iter().enumerate() {
+        let spans: Vec<Span<'_>> = matches
+            .iter()
+            .filter(|(i, _)| *i == fi)
+            .filter_map(|(_, m)| {
+                let d = policy.detectors.get(m.detector)?;
+                wanted(&d.category, &d.id).then_some(Span {
+                    start: m.start,
+                    end: m.end,
+                    category: &d.category,
+                    detector: &d.id,
+                    detector_order: m.detector,
+                    redaction: &d.redaction,
+                })
+            })
+            .collect();
+        if spans.is_empty() {
+            continue;
+        }
+        let (new_text, edits) = redact::redact_text(&field.text, &spans, &policy.opts.hash_key);
+        changes.push(FieldChange {
+            loc: field.loc.clone(),
+            new_text,
+            edits,
+        });
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    redact::rewrite_body(decoded, &changes).map(Some)
+}

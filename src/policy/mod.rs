@@ -1,0 +1,467 @@
+//! The policy engine's public face: rule files in, an immutable [`Policy`] out, and for
+//! each request a [`Classification`] (from the head) and a [`Decision`] (with the body).
+//!
+//! Stages, each in its own module:
+//! - [`schema`]: the YAML shapes (serde, unknown keys rejected), see `docs/rules.md`;
+//! - [`locate`]: positions of YAML nodes, so every error reads `FILE:LINE:COL: message`;
+//! - [`compile`]: schema → runtime types (regexes, automata), collecting *all* errors;
+//! - [`evaluate`]: decode → detect → match rules → strictest enforced action → redact.
+//!
+//! A `Policy` holds no locks and no interior mutability: it is built once, shared in an
+//! `Arc` across threads and replaced as a whole on reload.
+
+pub mod compile;
+pub mod evaluate;
+pub mod locate;
+pub mod schema;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::classify::Activity;
+use crate::detect::Detectors;
+
+/// Engine settings that come from the gateway's configuration, not from the rule files.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Largest body (after decompression) that is inspected; larger ones are uninspectable.
+    pub max_body: usize,
+    /// What happens to a content-carrying request whose body could not be inspected.
+    pub on_uninspectable: Action,
+    /// Key of the HMAC used for `value_hash` and for the `hash` redaction.
+    pub hash_key: Vec<u8>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_body: 1024 * 1024,
+            on_uninspectable: Action::Block,
+            hash_key: b"permeable-default-hash-key".to_vec(),
+        }
+    }
+}
+
+/// What the gateway does with a request. Ordered from the most to the least permissive,
+/// so the strictest of several actions is their maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Log,
+    Redact,
+    Coach,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Log => "log",
+            Action::Redact => "redact",
+            Action::Coach => "coach",
+            Action::Block => "block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "allow" => Some(Action::Allow),
+            "log" => Some(Action::Log),
+            "redact" => Some(Action::Redact),
+            "coach" => Some(Action::Coach),
+            "block" => Some(Action::Block),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a rule changes what happens (`Enforce`) or is only evaluated and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Monitor,
+}
+
+impl Mode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        }
+    }
+}
+
+/// One site of the catalogue.
+#[derive(Debug)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    /// `example.com` (exact) or `*.example.com` (any subdomain).
+    pub domains: Vec<String>,
+    /// Whether CONNECTs to these domains are decrypted.
+    pub intercept: bool,
+    /// Whether the site's activities are also recognised by API shape on any intercepted host.
+    pub any_host: bool,
+    pub(crate) activities: Vec<Activity>,
+}
+
+impl Site {
+    /// Names of the site's activities, in file order, without duplicates.
+    pub fn activity_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for a in &self.activities {
+            if !names.contains(&a.name) {
+                names.push(a.name.clone());
+            }
+        }
+        names
+    }
+}
+
+/// One error in a rule set, located in its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocatedError {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for LocatedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every error found in a rule set (never only the first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleErrors(pub Vec<LocatedError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// The parts of a request the engine looks at before the body.
+#[derive(Clone, Debug, Default)]
+pub struct RequestHead {
+    pub method: String,
+    pub scheme: String,
+    /// Lowercase, without port.
+    pub host: String,
+    /// Path including `?query`.
+    pub path: String,
+    /// Names lowercase.
+    pub headers: Vec<(String, String)>,
+    pub group: Option<String>,
+    pub client: Option<IpAddr>,
+}
+
+impl RequestHead {
+    /// The first header of that (lowercase) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without its query.
+    pub fn path_only(&self) -> &str {
+        match self.path.find('?') {
+            Some(i) => &self.path[..i],
+            None => &self.path,
+        }
+    }
+
+    /// The raw query (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.path.find('?').map(|i| &self.path[i + 1..])
+    }
+
+    /// Builds a head from a method, an absolute URL, headers and a group (used by the CLI
+    /// and tests). The host is lowercased and stripped of its port.
+    pub fn from_url(
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        group: Option<String>,
+    ) -> Result<RequestHead, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("not an absolute URL: {url}"))?;
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let host = if let Some(stripped) = authority.strip_prefix('[') {
+            stripped.split(']').next().unwrap_or(stripped).to_string()
+        } else {
+            authority.split(':').next().unwrap_or(authority).to_string()
+        };
+        if host.is_empty() {
+            return Err(format!("URL without host: {url}"));
+        }
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(RequestHead {
+            method: method.to_ascii_uppercase(),
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            path,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            group,
+            client: None,
+        })
+    }
+}
+
+/// What the head alone says about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classification {
+    /// `None`: not a catalogue site.
+    pub site: Option<String>,
+    /// `"unclassified"` when no activity matched.
+    pub activity: String,
+    /// The body must be buffered: it is inspected, or an activity condition looks into it.
+    pub needs_body: bool,
+}
+
+/// One rule that matched a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub id: String,
+    pub action: Action,
+    pub mode: Mode,
+}
+
+/// One piece of sensitive content found in a field. Offsets are bytes into the decoded
+/// text of `field`; the value itself is never kept, only its keyed hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub category: String,
+    pub detector: String,
+    pub field: String,
+    pub start: usize,
+    pub end: usize,
+    pub value_hash: String,
+}
+
+/// The engine's answer for one request.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub site: Option<String>,
+    pub activity: String,
+    /// The enforced outcome.
+    pub action: Action,
+    /// The winning rule.
+    pub rule: Option<String>,
+    /// The winning rule's message for the employee.
+    pub message: Option<String>,
+    /// Every matching rule, enforced or monitored.
+    pub matches: Vec<RuleMatch>,
+    pub findings: Vec<Finding>,
+    /// `Some(bytes)` when redaction rewrote the body (same Content-Encoding as the input).
+    pub body: Option<Vec<u8>>,
+    /// Why the body could not be inspected.
+    pub uninspectable: Option<String>,
+    /// Human-readable steps, for `explain`, `test` and debugging.
+    pub trace: Vec<String>,
+}
+
+/// Name of the built-in rule applied when a content-carrying body cannot be inspected and
+/// no rule of the set speaks about uninspectable requests.
+pub const UNINSPECTABLE_RULE: &str = "inspection.on_uninspectable";
+
+/// Activity name of requests to a catalogue site that match no activity.
+pub const UNCLASSIFIED: &str = "unclassified";
+
+/// A compiled, immutable rule set.
+pub struct Policy {
+    pub(crate) version: String,
+    pub(crate) sites: Vec<Site>,
+    pub(crate) exact_hosts: std::collections::HashMap<String, usize>,
+    /// `(".example.com", site index)`, longest suffix first.
+    pub(crate) suffix_hosts: Vec<(String, usize)>,
+    pub(crate) any_host_sites: Vec<usize>,
+    pub(crate) detectors: Detectors,
+    pub(crate) rules: Vec<compile::Rule>,
+    pub(crate) opts: EngineOptions,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("version", &self.version)
+            .field("sites", &self.sites.len())
+            .field("detectors", &self.detectors.len())
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Reads and compiles the rule set under `dir` (`sites/`, `detectors/`, `policy.yaml`;
+    /// `tests/` is checked too). Every error of every file is returned together.
+    pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Policy, RuleErrors> {
+        let files = compile::read_rule_dir(dir)?;
+        compile::compile(&files, opts)
+    }
+
+    /// Compiles a rule set from in-memory files, named by their path relative to the rule
+    /// directory (`sites/x.yaml`, `detectors/pii.yaml`, `policy.yaml`, …), e.g. a copy built
+    /// into the binary.
+    pub fn from_files(
+        files: &[(PathBuf, String)],
+        opts: &EngineOptions,
+    ) -> Result<Policy, RuleErrors> {
+        let files: Vec<compile::SourceFile> = files
+            .iter()
+            .map(|(p, t)| compile::SourceFile {
+                display: p.clone(),
+                relative: p.clone(),
+                text: t.clone(),
+            })
+            .collect();
+        compile::compile(&files, opts)
+    }
+
+    /// Short hex hash of the rule files' contents.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// The catalogue site serving `host` (lowercase, no port): exact domains first, then
+    /// the longest matching `*.suffix`.
+    pub fn site_for_host(&self, host: &str) -> Option<&Site> {
+        let host = host.trim_end_matches('.');
+        if let Some(&i) = self.exact_hosts.get(host) {
+            return self.sites.get(i);
+        }
+        for (suffix, i) in &self.suffix_hosts {
+            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                return self.sites.get(*i);
+            }
+        }
+        None
+    }
+
+    pub fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+
+    /// Every activity name any site declares, plus `unclassified`: a bounded label set.
+    pub fn activity_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for s in &self.sites {
+            for n in s.activity_names() {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        names.push(UNCLASSIFIED.to_string());
+        names
+    }
+
+    /// Ids of the rules, in file order, plus the built-in uninspectable rule.
+    pub fn rule_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.rules.iter().map(|r| r.id.clone()).collect();
+        ids.push(UNINSPECTABLE_RULE.to_string());
+        ids
+    }
+
+    /// Ids of the detectors, in load order.
+    pub fn detector_ids(&self) -> Vec<String> {
+        self.detectors.ids()
+    }
+
+    /// Classifies a request from its head alone.
+    pub fn classify(&self, head: &RequestHead) -> Classification {
+        evaluate::classify_head(self, head)
+    }
+
+    /// Decides what to do with a request. `body: None` for a request whose classification
+    /// needs the body means the body is unavailable (too large): it is uninspectable.
+    pub fn decide(
+        &self,
+        head: &RequestHead,
+        class: &Classification,
+        body: Option<&[u8]>,
+    ) -> Decision {
+        evaluate::decide(self, head, class, body)
+    }
+
+    /// Runs every detector over a body decoded per `content_type` (for `permeable scan`).
+    pub fn scan(&self, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
+        evaluate::scan_body(self, content_type, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_order_from_allow_to_block() {
+        assert!(Action::Allow < Action::Log);
+        assert!(Action::Log < Action::Redact);
+        assert!(Action::Redact < Action::Coach);
+        assert!(Action::Coach < Action::Block);
+    }
+
+    #[test]
+    fn head_from_url_strips_port_and_lowercases_host() {
+        let h = RequestHead::from_url("post", "https://X.com:443/a/b?c=d", vec![], None).unwrap();
+        assert_eq!(h.host, "x.com");
+        assert_eq!(h.method, "POST");
+        assert_eq!(h.path_only(), "/a/b");
+        assert_eq!(h.query(), Some("c=d"));
+    }
+
+    #[test]
+    fn policy_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Policy>();
+    }
+}

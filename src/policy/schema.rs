@@ -1,0 +1,287 @@
+//! The YAML shapes of rule files, as documented in `docs/rules.md`. Every struct rejects
+//! unknown keys; semantic checks (regexes, categories, references) happen in `compile`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Action, Mode};
+
+/// One value or a list of them (`method: POST` or `method: [POST, PUT]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `sites/<site>.yaml` without its activities (those are read one by one so that every
+/// faulty activity is reported).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub site: String,
+    pub name: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default = "default_true")]
+    pub intercept: bool,
+    #[serde(default)]
+    pub any_host: bool,
+    /// Read separately; present here only so that the key is known.
+    #[serde(default)]
+    pub activities: Option<serde_yaml::Value>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitySpec {
+    pub activity: String,
+    #[serde(default)]
+    pub method: Option<OneOrMany<String>>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub graphql_operation: Option<String>,
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    #[serde(default)]
+    pub json: BTreeMap<String, String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub content: Vec<ContentSpec>,
+}
+
+/// Where the user's words are in a request body: exactly one of the keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSpec {
+    /// A JSON pointer; `*` matches every array element / object member.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// A form field.
+    #[serde(default)]
+    pub form: Option<String>,
+    /// JSON inside a form field.
+    #[serde(default)]
+    pub form_json: Option<FormJsonSpec>,
+    /// A multipart part by name, `*` for every text part.
+    #[serde(default)]
+    pub multipart: Option<String>,
+    /// The whole decoded body.
+    #[serde(default)]
+    pub body: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormJsonSpec {
+    pub field: String,
+    pub pointer: String,
+}
+
+/// `detectors/*.yaml`: `detectors: [...]`, each item read separately.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    pub id: String,
+    pub category: String,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    #[serde(default)]
+    pub dictionary: Vec<String>,
+    #[serde(default)]
+    pub dictionary_file: Option<String>,
+    #[serde(default)]
+    pub case_insensitive: bool,
+    #[serde(default)]
+    pub validator: Option<String>,
+    #[serde(default)]
+    pub context: Option<ContextSpec>,
+    #[serde(default)]
+    pub redaction: Option<RedactionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextSpec {
+    pub words: Vec<String>,
+    #[serde(default = "default_window")]
+    pub window: usize,
+    #[serde(default)]
+    pub required: bool,
+}
+
+fn default_window() -> usize {
+    40
+}
+
+/// How a detector's findings are redacted: exactly one of the keys.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionSpec {
+    #[serde(default)]
+    pub mask: Option<MaskSpec>,
+    #[serde(default)]
+    pub replace: Option<String>,
+    #[serde(default)]
+    pub hash: Option<HashSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpec {
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+    #[serde(default = "default_mask_char")]
+    pub char: char,
+}
+
+fn default_keep_last() -> usize {
+    4
+}
+
+fn default_mask_char() -> char {
+    '*'
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashSpec {
+    /// Hex digits of the HMAC kept.
+    #[serde(default)]
+    pub length: Option<usize>,
+    /// `{hash}`, `{category}` and `{detector}` are replaced.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// One item of `policy.yaml`'s `rules:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub when: ConditionSpec,
+    #[serde(default)]
+    pub unless: Option<ConditionSpec>,
+    pub action: Action,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    #[serde(default)]
+    pub sites: Option<Vec<String>>,
+    #[serde(default)]
+    pub activities: Option<Vec<String>>,
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    #[serde(default)]
+    pub detectors: Option<Vec<String>>,
+    #[serde(default)]
+    pub min_count: Option<usize>,
+    #[serde(default)]
+    pub uninspectable: Option<bool>,
+    #[serde(default)]
+    pub unclassified: Option<bool>,
+}
+
+/// One item of `tests/*.yaml`'s `tests:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    pub name: String,
+    pub request: TestRequest,
+    pub expect: TestExpect,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub body_file: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestExpect {
+    /// A site id, or `null`/`~` for "not a catalogue site".
+    #[serde(default, deserialize_with = "present")]
+    pub site: Option<Option<String>>,
+    #[serde(default)]
+    pub activity: Option<String>,
+    #[serde(default)]
+    pub action: Option<Action>,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<String>,
+    #[serde(default)]
+    pub not_rules: Vec<String>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub not_categories: Vec<String>,
+    #[serde(default)]
+    pub uninspectable: Option<bool>,
+    #[serde(default)]
+    pub body: Option<BodyExpect>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?))
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyExpect {
+    #[serde(default)]
+    pub contains: Vec<String>,
+    #[serde(default)]
+    pub not_contains: Vec<String>,
+    #[serde(default)]
+    pub json: BTreeMap<String, serde_yaml::Value>,
+    /// `true`: the body must be forwarded unchanged.
+    #[serde(default)]
+    pub unchanged: Option<bool>,
+}
