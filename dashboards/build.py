@@ -288,7 +288,7 @@ def usage():
         stat("Sites in use",
              "Catalogue sites that have received requests since the gateways started "
              "(hosts outside the catalogue are not counted).",
-             'count(count by (site) (permeable_requests_total{site!="unknown"})) or vector(0)',
+             'count(count by (site) (permeable_requests_total{site!="other"})) or vector(0)',
              decimals=0),
         stat("Share of traffic from suppressed groups",
              "Groups with fewer distinct clients than the k-anonymity threshold are "
@@ -301,13 +301,14 @@ def usage():
              unit="percentunit", thresholds=[(0.25, "orange")]),
         row("By site, activity and group"),
         timeseries("Requests by site",
-                   "Request rate per catalogue site (\"unknown\": a host outside the "
+                   "Request rate per catalogue site (\"other\": a host outside the "
                    "catalogue reached the HTTP pipeline).",
                    [(f"sum by (site) (rate({req}[{RATE}]))", "{{site}}")],
                    unit="reqps", stack=True),
         timeseries("Requests by activity",
                    "Request rate per activity (view, post, comment, message, upload…); "
-                   "\"unclassified\" is traffic to a known site that matched no activity.",
+                   "\"unclassified\" is traffic to a known site that matched no activity, "
+                   "\"none\" traffic to hosts outside the catalogue.",
                    [(f"sum by (activity) (rate({req}[{RATE}]))", "{{activity}}")],
                    unit="reqps", stack=True),
         bargauge("Activity mix by site",
@@ -317,7 +318,8 @@ def usage():
                  "{{site}} · {{activity}}"),
         timeseries("Requests by group",
                    "Request rate per client group. Groups below the k-anonymity threshold "
-                   "appear as \"suppressed\"; clients in no configured group as \"unknown\".",
+                   "appear as \"suppressed\"; clients in no configured group as \"unknown\"; "
+                   "unconfigured groups named by an identity header as \"other\".",
                    [(f"sum by (group) (rate({req}[{RATE}]))", "{{group}}")],
                    unit="reqps", stack=True),
         table("Content shared by group and site",
@@ -448,7 +450,7 @@ def policy():
                    unit="reqps"),
         timeseries("Uninspectable requests by site and reason",
                    "Content-carrying requests whose body could not be inspected (too large, "
-                   "undecodable, unsupported encoding or content type); "
+                   "bad content encoding, nested too deep, malformed); "
                    "inspection.on_uninspectable decided their fate.",
                    [(f"sum by (site, reason) (rate(permeable_uninspectable_total{site}[{RATE}]))",
                      "{{site}} · {{reason}}")],
@@ -507,13 +509,14 @@ def health():
                    unit="s"),
         row("Errors and traffic"),
         timeseries("Errors by kind",
-                   "Rate of upstream errors by kind: connect, timeout, tls, read, write, "
-                   "protocol.",
+                   "Rate of upstream errors by kind: dns, connect, timeout, tls, reset, "
+                   "protocol, refused (destination resolved to a forbidden address), other.",
                    [(f"sum by (kind) (rate(permeable_upstream_errors_total{inst}[{RATE}]))",
                      "{{kind}}")],
                    unit="ops", stack=True),
         timeseries("Upstream errors by site",
-                   "Rate of errors talking to each real site.",
+                   "Rate of errors reaching or talking to each real site (\"other\": blind "
+                   "tunnels and hosts outside the catalogue).",
                    [(f"sum by (site) (rate(permeable_upstream_errors_total{inst}[{RATE}]))",
                      "{{site}}")],
                    unit="ops", stack=True),

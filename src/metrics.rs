@@ -31,14 +31,15 @@ use prometheus::{
 
 /// Label value for anything outside a label's known set.
 pub const OTHER: &str = "other";
-/// Label value for a site or group the gateway could not determine.
+/// Group label value for a client in no configured group.
 pub const UNKNOWN: &str = "unknown";
 /// Group label value while a group has too few distinct clients to be reported.
 pub const SUPPRESSED: &str = "suppressed";
 /// Activity label value for a request to a known site that no activity matched.
 pub const UNCLASSIFIED: &str = "unclassified";
 
-/// Values of `action`, weakest to strictest.
+/// Values of `action` decided by the policy, weakest to strictest (the proxy adds
+/// `refused` for requests it answered itself before any decision).
 pub const ACTIONS: &[&str] = &["allow", "log", "redact", "coach", "block"];
 /// Values of `mode` on `permeable_rule_matches_total`.
 pub const RULE_MODES: &[&str] = &["enforce", "monitor"];
@@ -49,16 +50,11 @@ pub const DIRECTIONS: &[&str] = &["request", "response"];
 /// Values of `result` on `permeable_rules_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "failure"];
 /// Values of `reason` on `permeable_uninspectable_total` (anything else is `other`).
-pub const UNINSPECTABLE_REASONS: &[&str] = &[
-    "too_large",
-    "undecodable",
-    "unsupported_encoding",
-    "unsupported_content_type",
-    OTHER,
-];
+pub const UNINSPECTABLE_REASONS: &[&str] =
+    &["too_large", "bad_encoding", "too_deep", "malformed", OTHER];
 /// Values of `kind` on `permeable_upstream_errors_total` (anything else is `other`).
 pub const UPSTREAM_ERROR_KINDS: &[&str] = &[
-    "connect", "timeout", "tls", "read", "write", "protocol", OTHER,
+    "connect", "timeout", "tls", "dns", "reset", "protocol", "refused", OTHER,
 ];
 
 /// Capacity of [`SharedDomains`] when the configuration does not say.
@@ -361,7 +357,7 @@ pub fn label_or_other<'a, S: AsRef<str>>(value: &'a str, allowed: &[S]) -> &'a s
     }
 }
 
-/// `value` if it is one of `allowed`, else [`UNKNOWN`]: for site and group labels, where
+/// `value` if it is one of `allowed`, else [`UNKNOWN`]: for the group label, where
 /// "we could not tell" reads better than "other".
 pub fn label_or_unknown<'a, S: AsRef<str>>(value: &'a str, allowed: &[S]) -> &'a str {
     if allowed.iter().any(|a| a.as_ref() == value) {
