@@ -478,8 +478,10 @@ def health():
              "Requests per second through the HTTP pipeline, all instances.",
              f"sum(rate(permeable_requests_total{inst}[{RATE}]))", unit="reqps"),
         stat("Upstream error ratio",
-             "Upstream errors per request over the last 5 minutes.",
-             f"(sum(rate(permeable_upstream_errors_total{inst}[5m])) or vector(0)) / "
+             "Upstream errors per request over the last 5 minutes (destinations the "
+             "gateway refuses itself are not counted).",
+             f"(sum(rate(permeable_upstream_errors_total{{instance=~\"$instance\", "
+             f"kind!=\"refused\"}}[5m])) or vector(0)) / "
              f"sum(rate(permeable_requests_total{inst}[5m]))",
              unit="percentunit", thresholds=[(0.01, "orange"), (0.05, "red")]),
         stat("Live rule set",
