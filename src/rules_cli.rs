@@ -621,3 +621,76 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir(dir: &Path, must_have_tests: bool) {
+        let results = match run_tests(dir) {
+            Ok(r) => r,
+            Err(e) => panic!("rules under {} do not load:\n{e}", dir.display()),
+        };
+        let (text, passed, failed) = report(&results);
+        assert!(
+            passed > 0 || !must_have_tests,
+            "no rule tests under {}",
+            dir.display()
+        );
+        assert_eq!(
+            failed,
+            0,
+            "rule tests failed under {}:\n{text}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn engine_fixture_rule_tests_pass() {
+        run_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules"),
+            true,
+        );
+    }
+
+    /// The shipped rule pack's own tests run under `cargo test` too.
+    #[test]
+    fn shipped_rule_tests_pass() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        if dir.join("policy.yaml").exists() {
+            run_dir(&dir, false);
+        }
+    }
+
+    #[test]
+    fn a_failing_case_reports_expected_actual_trace_and_body() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
+        let policy = load(&dir).expect("fixture rules load");
+        let case: TestSpec = serde_yaml::from_str(
+            "name: wrong on purpose\nrequest: { method: POST, url: 'https://x.com/i/api/graphql/a/CreateTweet', headers: { content-type: application/json }, body: '{\"variables\":{\"tweet_text\":\"4111111111111111\"}}' }\nexpect: { action: allow, body: { contains: [nope] } }\n",
+        )
+        .expect("case parses");
+        let r = run_case(
+            &policy,
+            &dir,
+            &TestCase {
+                file: PathBuf::from("t.yaml"),
+                line: 1,
+                spec: case,
+            },
+        );
+        let (text, passed, failed) = report(&[r]);
+        assert_eq!((passed, failed), (0, 1));
+        assert!(text.contains("FAIL wrong on purpose"), "{text}");
+        assert!(
+            text.contains("action: expected allow, got redact"),
+            "{text}"
+        );
+        assert!(text.contains("trace:"), "{text}");
+        assert!(
+            text.contains("forwarded body: {\"variables\":{\"tweet_text\":\"************1111\"}}"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("0 passed, 1 failed"), "{text}");
+    }
+}

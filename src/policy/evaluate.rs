@@ -152,6 +152,26 @@ fn rule_matches(rule: &Rule, f: &Facts<'_>) -> Result<String, String> {
     Ok(why)
 }
 
+/// Fills `{categories}` (the categories of the findings the rule is about, never the
+/// values), `{site}` and `{activity}` in a rule's message.
+fn fill_message(message: &str, rule: &Rule, f: &Facts<'_>) -> String {
+    let mut cats: Vec<&str> = Vec::new();
+    for x in f.findings {
+        let wanted = rule
+            .when
+            .categories
+            .as_ref()
+            .is_none_or(|cs| cs.iter().any(|p| p.matches(&x.category)));
+        if wanted && !cats.contains(&x.category.as_str()) {
+            cats.push(&x.category);
+        }
+    }
+    message
+        .replace("{categories}", &cats.join(", "))
+        .replace("{site}", f.site)
+        .replace("{activity}", f.activity)
+}
+
 fn describe_findings(findings: &[Finding]) -> String {
     findings
         .iter()
@@ -400,7 +420,7 @@ pub fn decide(
     if let Some(w) = winner {
         decision.action = w.action;
         decision.rule = Some(w.id.clone());
-        decision.message = w.message.clone();
+        decision.message = w.message.as_deref().map(|m| fill_message(m, w, &facts));
     }
     if let Some(reason) = &uninspectable {
         if !explicit_uninspectable && policy.opts.on_uninspectable >= decision.action {
