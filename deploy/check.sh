@@ -222,6 +222,17 @@ systemd_security() {
 }
 check "systemd: exposure level (systemd-analyze security --offline, threshold 2.0)" systemd_security
 
+sysusers_check() {
+  # Create the user in a scratch root, as systemd-sysusers would on the host.
+  mkdir -p "$work/root/etc/sysusers.d"
+  cp deploy/systemd/permeable.sysusers "$work/root/etc/sysusers.d/permeable.conf"
+  local out
+  out="$(systemd-sysusers --root="$work/root" 2>&1)"
+  if grep -F 'permeable.conf' <<<"$out"; then return 1; fi
+  grep -q '^permeable:' "$work/root/etc/passwd" || { echo "$out"; echo "no user permeable created"; return 1; }
+}
+check "systemd: systemd-sysusers creates the permeable user (scratch root)" sysusers_check
+
 check "systemd: shellcheck permeable-supervise, test-upgrade.sh, gen-rules.sh, check.sh" \
   "$venv/bin/shellcheck" deploy/systemd/permeable-supervise deploy/systemd/test-upgrade.sh \
   deploy/kubernetes/gen-rules.sh deploy/check.sh

@@ -91,7 +91,15 @@ def main(path):
         need(rules_vol.get("name") == "permeable-rules", "Deployment: rules volume must mount ConfigMap permeable-rules (no hash suffix)")
         need("subPath" not in mounts.get("rules", {}), "Deployment: the rules mount must not use subPath (no updates)")
         need("emptyDir" in vols.get("state", {}), "Deployment: state must be an emptyDir")
-        need(vols.get("ca", {}).get("secret", {}).get("secretName") == "permeable-ca", "Deployment: CA from Secret permeable-ca")
+        need(vols.get("ca-secret", {}).get("secret", {}).get("secretName") == "permeable-ca", "Deployment: CA from Secret permeable-ca")
+        need(vols.get("ca", {}).get("emptyDir", {}).get("medium") == "Memory", "Deployment: the CA key copy must stay in memory")
+        need("ca-secret" not in mounts, "Deployment: the gateway must read the 0600 copy, not the Secret volume")
+        inits = pod.get("initContainers") or []
+        need(any(m["name"] == "ca-secret" for i in inits for m in i.get("volumeMounts", [])), "Deployment: an init container copies the CA")
+        for i in inits:
+            isc = i.get("securityContext", {})
+            need(isc.get("readOnlyRootFilesystem") is True and isc.get("capabilities", {}).get("drop") == ["ALL"]
+                 and isc.get("allowPrivilegeEscalation") is False, f"init container {i['name']}: same hardening as the gateway")
         cfg = vols.get("config", {}).get("configMap", {}).get("name", "")
         need(cfg.startswith("permeable-config-"), f"Deployment: config ConfigMap should be hash-named, got {cfg!r}")
 
