@@ -102,7 +102,42 @@ compose_bin="$(compose_path)"
 # ---------------------------------------------------------------- container
 
 check "container: hadolint deploy/container/Dockerfile" \
-  "$venv/bin/hadolint" deploy/container/Dockerfile
+  "$venv/bin/hadolint" --no-color deploy/container/Dockerfile
+
+healthcheck_cmd() {
+  # Run the image's HEALTHCHECK command (as written in the Dockerfile) against a local
+  # stand-in admin listener: it must pass on 200 from /healthz, fail on 503 and fail
+  # when nothing listens. Loopback only.
+  "$py" - deploy/container/Dockerfile <<'PY'
+import http.server, json, os, re, socket, subprocess, sys, threading
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+m = re.search(r"^HEALTHCHECK .*?\bCMD (\[.*\])\s*$", text, re.M)
+if not m:
+    sys.exit("no exec-form HEALTHCHECK CMD in the Dockerfile")
+cmd = json.loads(m.group(1))
+status = {"code": 200}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(status["code"] if self.path == "/healthz" else 404)
+        self.end_headers()
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+def run(port):
+    env = dict(os.environ, HEALTHCHECK_PORT=str(port))
+    return subprocess.run(cmd, env=env, capture_output=True, timeout=10).returncode
+port = srv.server_address[1]
+ok = run(port)
+status["code"] = 503
+bad = run(port)
+srv.shutdown(); srv.server_close()
+free = socket.socket(); free.bind(("127.0.0.1", 0)); closed = free.getsockname()[1]; free.close()
+down = run(closed)
+if (ok, bad != 0, down != 0) != (0, True, True):
+    sys.exit(f"health check: 200 -> {ok}, 503 -> {bad}, nothing listening -> {down}")
+PY
+}
+check "container: HEALTHCHECK passes on /healthz 200, fails on 503 and on no listener" healthcheck_cmd
 
 dockerignore_ok() {
   grep -qx 'target/' .dockerignore || { echo ".dockerignore must exclude target/"; return 1; }
