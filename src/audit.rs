@@ -1,0 +1,91 @@
+//! The audit trail: one JSON line per decision other than a plain allow (or every request,
+//! when configured), for security staff investigating an incident.
+//!
+//! An event names who (client address, user and group when known), where (site,
+//! activity), what was decided and by which rules, and which categories were found with a
+//! keyed hash of each matched value — so that repeated leaks of the same secret can be
+//! correlated — and never the post, a matched value, cookies or authorisation headers.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Where audit events go.
+pub struct Audit {
+    sink: Mutex<Option<Box<dyn Write + Send>>>,
+    pub all: bool,
+}
+
+#[derive(Serialize, Debug)]
+pub struct AuditEvent<'a> {
+    pub time: String,
+    pub request_id: &'a str,
+    pub client: Option<String>,
+    pub user: Option<&'a str>,
+    pub group: &'a str,
+    pub site: &'a str,
+    pub host: &'a str,
+    pub method: &'a str,
+    pub activity: &'a str,
+    pub action: &'a str,
+    /// The decision was a coach and the employee had acknowledged it.
+    pub coached_continue: bool,
+    pub rule: Option<&'a str>,
+    pub matched_rules: Vec<MatchedRule<'a>>,
+    pub categories: std::collections::BTreeMap<&'a str, usize>,
+    pub value_hashes: Vec<ValueHash<'a>>,
+    pub uninspectable: Option<&'a str>,
+    pub status: u16,
+}
+
+#[derive(Serialize, Debug)]
+pub struct MatchedRule<'a> {
+    pub id: &'a str,
+    pub action: &'a str,
+    pub mode: &'a str,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ValueHash<'a> {
+    pub category: &'a str,
+    pub detector: &'a str,
+    pub hash: &'a str,
+}
+
+impl Audit {
+    /// `stdout`, `off`, or a file path (appended to).
+    pub fn open(output: &str, all: bool) -> std::io::Result<Audit> {
+        let sink: Option<Box<dyn Write + Send>> = match output {
+            "off" | "" => None,
+            "stdout" | "-" => Some(Box::new(std::io::stdout())),
+            path => Some(Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(Path::new(path))?,
+            )),
+        };
+        Ok(Audit {
+            sink: Mutex::new(sink),
+            all,
+        })
+    }
+
+    /// Write one event. A failing sink (full disk) is logged and counted, never fatal.
+    pub fn write(&self, event: &AuditEvent<'_>) {
+        let mut line = match serde_json::to_vec(event) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        line.push(b'\n');
+        let mut sink = self.sink.lock();
+        if let Some(w) = sink.as_mut() {
+            if let Err(e) = w.write_all(&line).and_then(|_| w.flush()) {
+                tracing::error!(error = %e, "cannot write the audit event");
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The gateway's one configuration file: schema, defaults and located errors.
+//!
+//! The file is YAML; unknown keys are errors, and every error is reported as
+//! `FILE:LINE:COL: message` so that a typo never silently changes behaviour.
+//! Without a file, [`Config::default`] is the documented built-in configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Which CONNECT targets are decrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InterceptMode {
+    /// Only hosts of the site catalogue whose site says `intercept: true`.
+    #[default]
+    Catalogue,
+    /// Every host except those in `proxy.bypass`.
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub transparent: TransparentConfig,
+    pub admin: AdminConfig,
+    /// Rules directory. Default: `./rules` when present, else the built-in copy.
+    pub rules: Option<PathBuf>,
+    /// Where the generated CA and other state live.
+    pub state_dir: Option<PathBuf>,
+    pub ca: CaConfig,
+    pub upstream: UpstreamConfig,
+    pub clients: ClientsConfig,
+    pub inspection: InspectionConfig,
+    pub audit: AuditConfig,
+    pub pages: PagesConfig,
+    pub analytics: AnalyticsConfig,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub grace_period_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            proxy: ProxyConfig::default(),
+            transparent: TransparentConfig::default(),
+            admin: AdminConfig::default(),
+            rules: None,
+            state_dir: None,
+            ca: CaConfig::default(),
+            upstream: UpstreamConfig::default(),
+            clients: ClientsConfig::default(),
+            inspection: InspectionConfig::default(),
+            audit: AuditConfig::default(),
+            pages: PagesConfig::default(),
+            analytics: AnalyticsConfig::default(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            grace_period_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Explicit forward-proxy listeners.
+    pub listen: Vec<SocketAddr>,
+    pub intercept: InterceptMode,
+    /// Domains never intercepted under `intercept: all` (exact, or `*.suffix`).
+    pub bypass: Vec<String>,
+    /// Ports a CONNECT may target.
+    pub connect_ports: Vec<u16>,
+    /// Seconds a client may take to send a request head.
+    pub header_timeout_seconds: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            intercept: InterceptMode::Catalogue,
+            bypass: Vec::new(),
+            connect_ports: vec![443],
+            header_timeout_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransparentConfig {
+    /// TLS listeners that terminate by SNI (split-horizon DNS deployments).
+    pub https_listen: Vec<SocketAddr>,
+    /// Plain HTTP listeners that route by Host.
+    pub http_listen: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// File holding the bearer token required for state-changing endpoints.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+            token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Validity of minted leaf certificates, in hours.
+    pub leaf_validity_hours: u32,
+    /// How many minted leaf certificates are kept.
+    pub cache_size: usize,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            cert: None,
+            key: None,
+            leaf_validity_hours: 72,
+            cache_size: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// DNS overrides, as `curl --resolve`: `"host:port": "ip:port"`.
+    pub resolve: BTreeMap<String, SocketAddr>,
+    /// Extra CA certificates (PEM) trusted for upstream servers, on top of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Private destinations that may be reached anyway (CIDRs).
+    pub allow_private: Vec<IpNet>,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+    /// Offer HTTP/2 to upstreams over TLS.
+    pub http2: bool,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            resolve: BTreeMap::new(),
+            ca_file: None,
+            allow_private: Vec::new(),
+            connect_timeout_ms: 10_000,
+            read_timeout_ms: 60_000,
+            http2: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Who may use the proxy.
+    pub allow: Vec<IpNet>,
+    /// Group of a client by address: group name → CIDRs. First match wins.
+    pub groups: BTreeMap<String, Vec<IpNet>>,
+    /// Identity headers set by an authenticating hop in front of the gateway.
+    pub identity: IdentityConfig,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        let allow = [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+        ClientsConfig {
+            allow,
+            groups: BTreeMap::new(),
+            identity: IdentityConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub user_header: String,
+    pub group_header: String,
+    /// Sources whose identity headers are believed; from anyone else they are stripped.
+    pub trusted: Vec<IpNet>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            user_header: "x-permeable-user".into(),
+            group_header: "x-permeable-group".into(),
+            trusted: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UninspectableAction {
+    Allow,
+    Log,
+    Block,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectionConfig {
+    /// Largest body buffered for inspection, in bytes.
+    pub max_body: usize,
+    pub on_uninspectable: UninspectableAction,
+    /// File holding the key for the keyed hashes of matched values.
+    pub hash_key_file: Option<PathBuf>,
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        InspectionConfig {
+            max_body: 1024 * 1024,
+            on_uninspectable: UninspectableAction::Block,
+            hash_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `stdout`, `off`, or a file path.
+    pub output: String,
+    /// Also record plain allows.
+    pub all: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            output: "stdout".into(),
+            all: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    pub organisation: String,
+    pub policy_url: Option<String>,
+    pub help_url: Option<String>,
+    /// Logo as a data: URL or an https URL (a data: URL keeps pages self-contained).
+    pub logo: Option<String>,
+    pub accent_color: String,
+    /// Key signing coach acknowledgements; generated per process when absent.
+    pub coach_key_file: Option<PathBuf>,
+    /// How long a coach acknowledgement lasts, in minutes.
+    pub coach_ttl_minutes: u64,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig {
+            organisation: "Your organisation".into(),
+            policy_url: None,
+            help_url: None,
+            logo: None,
+            accent_color: "#1f4e9c".into(),
+            coach_key_file: None,
+            coach_ttl_minutes: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// Groups with fewer distinct clients are reported as `suppressed` (k-anonymity).
+    pub min_group_clients: usize,
+    /// How many shared link domains get their own label; the rest count as `other`.
+    pub shared_domains: usize,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            min_group_clients: 5,
+            shared_domains: 100,
+        }
+    }
+}
+
+/// A configuration error located in its file.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse configuration text; `path` is only used to locate errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: e
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            }
+        })?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let locate = |key: &str, message: String| {
+            let (line, column) = locate_key(text, key);
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        if self.proxy.listen.is_empty()
+            && self.transparent.https_listen.is_empty()
+            && self.transparent.http_listen.is_empty()
+        {
+            return Err(locate(
+                "listen",
+                "no listener: set proxy.listen or a transparent listener".into(),
+            ));
+        }
+        if self.ca.cert.is_some() != self.ca.key.is_some() {
+            return Err(locate("ca", "ca.cert and ca.key go together".into()));
+        }
+        for key in self.upstream.resolve.keys() {
+            if split_host_port(key).is_none() {
+                return Err(locate(
+                    key,
+                    format!("upstream.resolve key {key:?} must be host:port"),
+                ));
+            }
+        }
+        if self.inspection.max_body == 0 {
+            return Err(locate("max_body", "inspection.max_body must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The state directory: configured, `$PERMEABLE_STATE_DIR`, `$XDG_STATE_HOME/permeable`,
+    /// or `~/.local/state/permeable`.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("PERMEABLE_STATE_DIR") {
+            return PathBuf::from(dir);
+        }
+        if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+            return PathBuf::from(dir).join("permeable");
+        }
+        match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/state/permeable"),
+            None => PathBuf::from("/var/lib/permeable"),
+        }
+    }
+}
+
+/// Best-effort position of `key` in the text, for semantic errors found after parsing.
+fn locate_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        if let Some(col) = line.find(key) {
+            return (i + 1, col + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// Split `host:port` (IPv6 literal in brackets) into its parts.
+pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let port = rest[end + 1..].strip_prefix(':')?;
+        (&rest[..end], port)
+    } else {
+        let (h, p) = s.rsplit_once(':')?;
+        if h.contains(':') {
+            return None;
+        }
+        (h, p)
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = Config::parse(Path::new("c.yaml"), "").unwrap();
+        assert_eq!(c.proxy.listen[0].to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9180");
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = Config::parse(
+            Path::new("c.yaml"),
+            "proxy:\n  listen: [\"127.0.0.1:1\"]\n  lisen: 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("c.yaml:3:3: unknown field `lisen`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = Config::parse(
+            Path::new("c.yaml"),
+            "upstream:\n  connect_timeout_ms: soon\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("c.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("x.com:443"), Some(("x.com", 443)));
+        assert_eq!(split_host_port("[::1]:80"), Some(("::1", 80)));
+        assert_eq!(split_host_port("x.com"), None);
+        assert_eq!(split_host_port("::1:80"), None);
+    }
+}

@@ -1,0 +1,533 @@
+//! The listeners' front door: what arrives on a socket before the HTTP pipeline.
+//!
+//! Pingora's proxy does not tunnel CONNECT, so this [`ServerApp`] reads the first request
+//! head of each explicit-proxy connection itself:
+//! - `CONNECT` to a host that is intercepted: answer 200, accept TLS with a leaf minted for
+//!   the SNI, and hand the decrypted stream to the HTTP pipeline (h2 or h1 by ALPN);
+//! - `CONNECT` to anything else: a blind TCP tunnel, byte for byte;
+//! - any other request: handed, unread, to the HTTP pipeline (absolute-form proxying).
+//!
+//! Transparent listeners skip the CONNECT: TLS is accepted by SNI, plain HTTP routed by Host.
+//! Each connection handed to the pipeline is registered in [`Connections`] so that the
+//! pipeline knows where the client meant to go (the CONNECT target or the SNI).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora::apps::ServerApp;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Gateway, Shared};
+use crate::metrics;
+use crate::upstream::ResolveError;
+
+/// How a connection reached the HTTP pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnMode {
+    /// Plain connection on the explicit-proxy listener: absolute-form requests.
+    ExplicitPlain,
+    /// Decrypted after `CONNECT host:port`, or accepted by SNI on a transparent listener.
+    Intercepted { host: String, port: u16 },
+    /// Plain HTTP on a transparent listener: routed by Host.
+    TransparentHttp,
+}
+
+/// What the pipeline needs to know about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub mode: ConnMode,
+    pub client: SocketAddr,
+}
+
+/// Live connections handed to the pipeline, keyed by the kernel's socket cookie.
+#[derive(Default)]
+pub struct Connections {
+    map: Mutex<HashMap<u64, Arc<ConnInfo>>>,
+}
+
+impl Connections {
+    pub fn get(&self, key: u64) -> Option<Arc<ConnInfo>> {
+        self.map.lock().get(&key).cloned()
+    }
+
+    fn register(self: &Arc<Self>, key: u64, info: ConnInfo) -> ConnGuard {
+        self.map.lock().insert(key, Arc::new(info));
+        ConnGuard {
+            conns: self.clone(),
+            key,
+        }
+    }
+}
+
+/// Removes a connection from the registry when it ends.
+struct ConnGuard {
+    conns: Arc<Connections>,
+    key: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.conns.map.lock().remove(&self.key);
+    }
+}
+
+/// Counts a connection as active while alive.
+struct ActiveGuard;
+
+impl ActiveGuard {
+    fn new() -> ActiveGuard {
+        metrics::CONNECTIONS_ACTIVE.inc();
+        ActiveGuard
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        metrics::CONNECTIONS_ACTIVE.dec();
+    }
+}
+
+/// The key of a connection in [`Connections`]: the socket cookie, unique for the life of
+/// the kernel; a process-local counter stands in where the kernel has none.
+pub fn connection_key(digest: Option<&pingora::protocols::SocketDigest>) -> Option<u64> {
+    digest.and_then(|d| d.socket_cookie().ok())
+}
+
+static FALLBACK_KEYS: AtomicU64 = AtomicU64::new(1 << 63);
+
+/// Which kind of listener a [`Front`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Explicit,
+    TransparentTls,
+    TransparentHttp,
+}
+
+pub struct Front {
+    pub shared: Arc<Shared>,
+    pub http: Arc<pingora::proxy::HttpProxy<Gateway>>,
+    pub listener: Listener,
+}
+
+/// Largest request head read before giving up on a CONNECT.
+const MAX_CONNECT_HEAD: usize = 16 * 1024;
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let _active = ActiveGuard::new();
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
+        let client = client?;
+        let key = connection_key(stream.get_socket_digest().as_deref())
+            .unwrap_or_else(|| FALLBACK_KEYS.fetch_add(1, Ordering::Relaxed));
+        let mut l4 = match stream.into_any().downcast::<L4Stream>() {
+            Ok(l4) => l4,
+            Err(_) => return None,
+        };
+        if !self.shared.client_allowed(client.ip()) {
+            metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+            tracing::info!(client = %client, "refused: client not in clients.allow");
+            let _ = respond_plain(&mut l4, 403, "this gateway does not serve your address").await;
+            return None;
+        }
+        match self.listener {
+            Listener::Explicit => self.serve_explicit(l4, client, key, shutdown).await,
+            Listener::TransparentHttp => {
+                let _conn = self.shared.connections.register(
+                    key,
+                    ConnInfo {
+                        mode: ConnMode::TransparentHttp,
+                        client,
+                    },
+                );
+                self.run_pipeline(l4, shutdown).await
+            }
+            Listener::TransparentTls => self.serve_transparent_tls(l4, client, key, shutdown).await,
+        }
+        None
+    }
+}
+
+impl Front {
+    /// Serve requests on one connection through the HTTP pipeline until it closes.
+    async fn run_pipeline(&self, stream: Stream, shutdown: &ShutdownWatch) {
+        let mut stream = stream;
+        while let Some(next) = ServerApp::process_new(&self.http, stream, shutdown).await {
+            stream = next;
+        }
+    }
+
+    async fn serve_explicit(
+        &self,
+        mut l4: Box<L4Stream>,
+        client: SocketAddr,
+        key: u64,
+        shutdown: &ShutdownWatch,
+    ) {
+        let _conn = self.shared.connections.register(
+            key,
+            ConnInfo {
+                mode: ConnMode::ExplicitPlain,
+                client,
+            },
+        );
+        let timeout = Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1));
+        loop {
+            // Enough bytes to tell a CONNECT from anything else.
+            let mut head = Vec::with_capacity(1024);
+            let read = tokio::time::timeout(timeout, read_at_least(&mut l4, &mut head, 8)).await;
+            match read {
+                Ok(Ok(true)) => {}
+                _ => return, // closed, idle too long or failed
+            }
+            if !head.starts_with(b"CONNECT ") {
+                l4.rewind(&head);
+                let Some(next) = ServerApp::process_new(&self.http, l4, shutdown).await else {
+                    return;
+                };
+                l4 = match next.into_any().downcast::<L4Stream>() {
+                    Ok(l4) => l4,
+                    Err(_) => return,
+                };
+                continue;
+            }
+            drop(_conn);
+            let read = tokio::time::timeout(timeout, read_head(&mut l4, &mut head)).await;
+            let end = match read {
+                Ok(Ok(Some(end))) => end,
+                Ok(Ok(None)) => {
+                    let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
+                    return;
+                }
+                _ => return,
+            };
+            let leftover = head.split_off(end);
+            if !leftover.is_empty() {
+                // A client that sent its ClientHello right behind the CONNECT.
+                l4.rewind(&leftover);
+            }
+            self.serve_connect(l4, client, key, &head, shutdown).await;
+            return;
+        }
+    }
+
+    async fn serve_connect(
+        &self,
+        mut l4: Box<L4Stream>,
+        client: SocketAddr,
+        key: u64,
+        head: &[u8],
+        shutdown: &ShutdownWatch,
+    ) {
+        let (host, port) = match parse_connect(head) {
+            Ok(target) => target,
+            Err(reason) => {
+                metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                let _ = respond_plain(&mut l4, 400, &reason).await;
+                return;
+            }
+        };
+        if !self.shared.config.proxy.connect_ports.contains(&port) {
+            metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+            let reason = format!("CONNECT to port {port} is not allowed by this gateway");
+            tracing::info!(client = %client, host = %host, port, "refused: port not allowed");
+            let _ = respond_plain(&mut l4, 403, &reason).await;
+            return;
+        }
+        if self.shared.should_intercept(&host) {
+            // Refuse private destinations before pretending the tunnel exists.
+            if let Err(e @ ResolveError::Private(_)) =
+                self.shared.resolver.resolve(&host, port).await
+            {
+                metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                let _ = respond_plain(&mut l4, 403, &e.to_string()).await;
+                return;
+            }
+            if respond_established(&mut l4).await.is_err() {
+                return;
+            }
+            metrics::TUNNELS_TOTAL
+                .with_label_values(&["intercept"])
+                .inc();
+            self.intercept(l4, client, key, host, port, shutdown).await;
+        } else {
+            self.tunnel(l4, client, &host, port).await;
+        }
+    }
+
+    async fn intercept(
+        &self,
+        l4: Box<L4Stream>,
+        client: SocketAddr,
+        key: u64,
+        host: String,
+        port: u16,
+        shutdown: &ShutdownWatch,
+    ) {
+        let acceptor =
+            pingora::listeners::tls::Acceptor::from_server_config(self.shared.tls.clone());
+        let tls = match acceptor.tls_handshake(*l4).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::debug!(client = %client, host = %host, error = %e, "client TLS handshake failed");
+                return;
+            }
+        };
+        let _conn = self.shared.connections.register(
+            key,
+            ConnInfo {
+                mode: ConnMode::Intercepted { host, port },
+                client,
+            },
+        );
+        self.run_pipeline(Box::new(tls), shutdown).await;
+    }
+
+    /// A blind tunnel: never decrypted, bytes copied both ways.
+    async fn tunnel(&self, mut l4: Box<L4Stream>, client: SocketAddr, host: &str, port: u16) {
+        let addr = match self.shared.resolver.resolve(host, port).await {
+            Ok(addr) => addr,
+            Err(e) => {
+                let (mode, status) = match e {
+                    ResolveError::Private(_) => ("refused", 403),
+                    ResolveError::Timeout => ("passthrough", 504),
+                    ResolveError::NotFound(_) => ("passthrough", 502),
+                };
+                if mode == "refused" {
+                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                } else {
+                    metrics::UPSTREAM_ERRORS_TOTAL
+                        .with_label_values(&["other", "dns"])
+                        .inc();
+                }
+                let _ = respond_plain(&mut l4, status, &e.to_string()).await;
+                return;
+            }
+        };
+        let connect_timeout = Duration::from_millis(self.shared.config.upstream.connect_timeout_ms);
+        let mut upstream =
+            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    metrics::UPSTREAM_ERRORS_TOTAL
+                        .with_label_values(&["other", "connect"])
+                        .inc();
+                    let _ = respond_plain(
+                        &mut l4,
+                        502,
+                        &format!("cannot connect to {host}:{port}: {e}"),
+                    )
+                    .await;
+                    return;
+                }
+                Err(_) => {
+                    metrics::UPSTREAM_ERRORS_TOTAL
+                        .with_label_values(&["other", "timeout"])
+                        .inc();
+                    let _ = respond_plain(
+                        &mut l4,
+                        504,
+                        &format!("connecting to {host}:{port} timed out"),
+                    )
+                    .await;
+                    return;
+                }
+            };
+        if respond_established(&mut l4).await.is_err() {
+            return;
+        }
+        metrics::TUNNELS_TOTAL
+            .with_label_values(&["passthrough"])
+            .inc();
+        let _ = upstream.set_nodelay(true);
+        match tokio::io::copy_bidirectional(&mut *l4, &mut upstream).await {
+            Ok((up, down)) => {
+                tracing::debug!(client = %client, host, port, up, down, "tunnel closed");
+            }
+            Err(e) => tracing::debug!(client = %client, host, port, error = %e, "tunnel ended"),
+        }
+    }
+
+    async fn serve_transparent_tls(
+        &self,
+        mut l4: Box<L4Stream>,
+        client: SocketAddr,
+        key: u64,
+        shutdown: &ShutdownWatch,
+    ) {
+        let timeout = Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1));
+        let mut hello = Vec::with_capacity(2048);
+        let sni = match tokio::time::timeout(timeout, read_client_hello(&mut l4, &mut hello)).await
+        {
+            Ok(Ok(())) => crate::tls::sni_from_client_hello(&hello),
+            _ => return,
+        };
+        l4.rewind(&hello);
+        let Some(host) = sni else {
+            tracing::debug!(client = %client, "transparent TLS without SNI: closed");
+            return;
+        };
+        if self.shared.should_intercept(&host) {
+            metrics::TUNNELS_TOTAL
+                .with_label_values(&["intercept"])
+                .inc();
+            self.intercept(l4, client, key, host, 443, shutdown).await;
+        } else {
+            // Split-horizon DNS sent us something we do not inspect: relay it untouched.
+            let addr = match self.shared.resolver.resolve(&host, 443).await {
+                Ok(addr) => addr,
+                Err(_) => {
+                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                    return;
+                }
+            };
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(addr).await else {
+                return;
+            };
+            metrics::TUNNELS_TOTAL
+                .with_label_values(&["passthrough"])
+                .inc();
+            let _ = tokio::io::copy_bidirectional(&mut *l4, &mut upstream).await;
+        }
+    }
+}
+
+/// Read until `buf` holds at least `n` bytes. `Ok(false)`: the peer closed first.
+async fn read_at_least(l4: &mut L4Stream, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    while buf.len() < n {
+        let got = l4.read(&mut chunk).await?;
+        if got == 0 {
+            return Ok(false);
+        }
+        buf.extend_from_slice(&chunk[..got]);
+        // A short request ("GET / HTTP/1.0\r\n\r\n" is longer than 8) is never shorter
+        // than the CONNECT check needs, but a complete head ends the wait anyway.
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    Ok(true)
+}
+
+/// Read until the end of the request head; `Some(index after the blank line)`,
+/// or `None` when the head exceeds [`MAX_CONNECT_HEAD`].
+async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(pos + 4));
+        }
+        if buf.len() > MAX_CONNECT_HEAD {
+            return Ok(None);
+        }
+        let got = l4.read(&mut chunk).await?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+/// Read one whole TLS record (the ClientHello) without consuming it for good.
+async fn read_client_hello(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if buf.len() >= 5 {
+            let len = u16::from_be_bytes([buf[3], buf[4]]) as usize;
+            if buf.len() >= 5 + len {
+                return Ok(());
+            }
+        }
+        let got = l4.read(&mut chunk).await?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+/// Parse `CONNECT host:port HTTP/1.1` and validate the target.
+pub fn parse_connect(head: &[u8]) -> Result<(String, u16), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete CONNECT request".into()),
+        Err(e) => return Err(format!("malformed CONNECT request: {e}")),
+    }
+    let target = req.path.ok_or("CONNECT without a target")?;
+    let (host, port) = crate::config::split_host_port(target)
+        .ok_or_else(|| format!("bad CONNECT target {target:?}: expected host:port"))?;
+    let valid_name = host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid_name && host.parse::<IpAddr>().is_err() {
+        return Err(format!("bad CONNECT target {target:?}: not a host name"));
+    }
+    if port == 0 {
+        return Err(format!("bad CONNECT target {target:?}: port 0"));
+    }
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+async fn respond_established(l4: &mut L4Stream) -> std::io::Result<()> {
+    l4.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
+    l4.flush().await
+}
+
+async fn respond_plain(l4: &mut L4Stream, status: u16, reason: &str) -> std::io::Result<()> {
+    let phrase = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!("{reason}\n");
+    let msg = format!(
+        "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nX-Permeable-Reason: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        reason.replace(['\r', '\n'], " ")
+    );
+    l4.write_all(msg.as_bytes()).await?;
+    l4.flush().await?;
+    l4.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_targets() {
+        assert_eq!(
+            parse_connect(b"CONNECT x.com:443 HTTP/1.1\r\nHost: x.com:443\r\n\r\n").unwrap(),
+            ("x.com".into(), 443)
+        );
+        assert!(parse_connect(b"CONNECT x.com HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_connect(b"CONNECT a b:443 HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_connect(b"CONNECT bad/host:443 HTTP/1.1\r\n\r\n").is_err());
+        assert_eq!(
+            parse_connect(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n").unwrap(),
+            ("::1".into(), 443)
+        );
+    }
+}

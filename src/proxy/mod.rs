@@ -1,0 +1,885 @@
+//! The HTTP pipeline on Pingora: one place per phase, each calling into the engine.
+//!
+//! A request's life (see also `docs/pipeline.md`):
+//!
+//! | phase | what permeable does |
+//! |---|---|
+//! | [`front`] (before HTTP) | client allow-list; CONNECT → intercept or blind tunnel; transparent SNI |
+//! | `request_filter` | target (CONNECT target, absolute-form URL or Host) and its checks; identity and group; **classify** (site, activity); buffer the body when it is inspected and small enough to decide before the upstream is contacted; **decide**; answer block/coach pages at once |
+//! | `upstream_peer` | resolve the target asynchronously (overrides, private ranges refused), TLS to the real site with verification |
+//! | `upstream_request_filter` | rewrite absolute-form targets, strip identity and proxy headers, fix Content-Length after redaction |
+//! | `request_body_filter` | replay the decided body (redacted when the decision says so); for large or chunked inspected bodies, hold every chunk back until the end, then decide: a block aborts before any byte of the body is sent |
+//! | `response_filter` | on redaction, tell the client what was redacted |
+//! | `logging` | metrics and the audit event, for every request, errors included |
+//!
+//! A block is a decision, not an error: [`crate::policy::Decision`] stays a plain value and
+//! becomes a response only here, at the edge, through [`crate::pages`].
+
+pub mod front;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::metrics;
+use crate::pages::{self, Pages};
+use crate::policy::{Action, Classification, Decision, Policy, RequestHead};
+use crate::upstream::{ResolveError, Resolver};
+use front::{ConnInfo, ConnMode, Connections};
+
+/// Bodies up to this size are read whole before the upstream is contacted and decided
+/// first; Pingora replays them from its retry buffer, which holds this much.
+const PREREAD_LIMIT: usize = 64 * 1024;
+
+/// State shared by every connection and request; the policy is swapped atomically on reload.
+pub struct Shared {
+    pub config: Config,
+    pub policy: ArcSwap<Policy>,
+    pub resolver: Resolver,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub connections: Arc<Connections>,
+    pub pages: Pages,
+    pub audit: Audit,
+    pub groups: metrics::GroupAnonymizer,
+    pub shared_domains: metrics::SharedDomains,
+}
+
+impl Shared {
+    pub fn client_allowed(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.config
+            .clients
+            .allow
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+
+    /// Whether a CONNECT to `host` is decrypted.
+    pub fn should_intercept(&self, host: &str) -> bool {
+        match self.config.proxy.intercept {
+            crate::config::InterceptMode::Catalogue => self
+                .policy
+                .load()
+                .site_for_host(host)
+                .is_some_and(|site| site.intercept),
+            crate::config::InterceptMode::All => !self
+                .config
+                .proxy
+                .bypass
+                .iter()
+                .any(|d| domain_matches(d, host)),
+        }
+    }
+
+    fn group_of(&self, ip: IpAddr) -> Option<String> {
+        let ip = canonical_ip(ip);
+        self.config
+            .clients
+            .groups
+            .iter()
+            .find(|(_, nets)| nets.iter().any(|n| n.contains(&ip)))
+            .map(|(g, _)| g.clone())
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `example.com` matches exactly; `*.example.com` or `.example.com` any subdomain.
+pub fn domain_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    if let Some(suffix) = pattern
+        .strip_prefix("*.")
+        .or_else(|| pattern.strip_prefix('.'))
+    {
+        host.len() > suffix.len()
+            && host.ends_with(suffix)
+            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+    } else {
+        host == pattern
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// How the request body is handled.
+#[derive(Debug, Default)]
+enum BodyMode {
+    /// Streamed through untouched.
+    #[default]
+    Passthrough,
+    /// Read whole in `request_filter` and decided; `replacement` is the redacted body.
+    Decided {
+        replacement: Option<Bytes>,
+        sent: bool,
+    },
+    /// Held back chunk by chunk, decided at the end of the body.
+    Held { buffer: Vec<u8>, overflowed: bool },
+}
+
+/// Per-request state, from the first phase to `logging`.
+pub struct RequestCtx {
+    pub id: String,
+    started: Instant,
+    pub conn: Option<Arc<ConnInfo>>,
+    pub target: Option<Target>,
+    /// Path and query to send upstream when the request came in absolute form.
+    rewrite_uri: Option<String>,
+    policy: Option<Arc<Policy>>,
+    pub(crate) head: Option<RequestHead>,
+    class: Option<Classification>,
+    pub decision: Option<Decision>,
+    body: BodyMode,
+    pub group: String,
+    pub user: Option<String>,
+    /// A refusal or failure the gateway answered itself: (status, kind, reason).
+    refusal: Option<(u16, &'static str, String)>,
+    /// The gateway answered with its own page (block, coach, refusal).
+    pub answered: Option<u16>,
+    inspection: Duration,
+    coached_continue: bool,
+    bytes_up: usize,
+    /// Domains of the links an inspected post shares (usage analytics; domains only).
+    link_domains: Vec<String>,
+}
+
+impl RequestCtx {
+    pub fn class_ref(&self) -> Option<&Classification> {
+        self.class.as_ref()
+    }
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.conn.as_ref().map(|c| canonical_ip(c.client.ip()))
+    }
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+    pub fn inspection_time(&self) -> Duration {
+        self.inspection
+    }
+    pub fn bytes_up(&self) -> usize {
+        self.bytes_up
+    }
+    pub fn coached_continue(&self) -> bool {
+        self.coached_continue
+    }
+    pub fn shared_link_domains(&self) -> &[String] {
+        &self.link_domains
+    }
+}
+
+/// Host names of the http(s) links in a body, JSON-escaped slashes included.
+fn link_domains(body: &[u8]) -> Vec<String> {
+    static LINK: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new(r"(?i)https?(?::|%3A)(?:\\?/|%2F){2}([a-z0-9][a-z0-9.-]{0,252})")
+            .expect("constant regex")
+    });
+    let mut out: Vec<String> = LINK
+        .captures_iter(body)
+        .filter_map(|c| c.get(1))
+        .map(|m| {
+            String::from_utf8_lossy(m.as_bytes())
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(32);
+    out
+}
+
+/// The [`ProxyHttp`] implementation: the pipeline's phases.
+pub struct Gateway {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
+            started: Instant::now(),
+            conn: None,
+            target: None,
+            rewrite_uri: None,
+            policy: None,
+            head: None,
+            class: None,
+            decision: None,
+            body: BodyMode::Passthrough,
+            group: "unknown".into(),
+            user: None,
+            refusal: None,
+            answered: None,
+            inspection: Duration::ZERO,
+            coached_continue: false,
+            bytes_up: 0,
+            link_domains: Vec::new(),
+        }
+    }
+
+    /// Runs first for every request: decide where it goes and what the rules say, and
+    /// answer at once when the decision is a block or a coach.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let shared = &self.shared;
+        let policy = shared.policy.load_full();
+        ctx.policy = Some(policy.clone());
+        ctx.conn = front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
+            .and_then(|k| shared.connections.get(k));
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| canonical_ip(a.ip()));
+
+        let target = match resolve_target(session, ctx.conn.as_deref()) {
+            Ok((target, rewrite)) => {
+                ctx.rewrite_uri = rewrite;
+                target
+            }
+            Err(reason) => {
+                return self
+                    .answer_refusal(session, ctx, 400, "bad_request", reason)
+                    .await;
+            }
+        };
+        ctx.target = Some(target.clone());
+
+        // Identity: believed only from trusted sources; otherwise derived from the address.
+        let identity = &shared.config.clients.identity;
+        let trusted = client_ip.is_some_and(|ip| identity.trusted.iter().any(|n| n.contains(&ip)));
+        if trusted {
+            ctx.user = header_str(session.req_header(), &identity.user_header).map(str::to_string);
+            if let Some(g) = header_str(session.req_header(), &identity.group_header) {
+                ctx.group = g.to_string();
+            }
+        }
+        if ctx.group == "unknown" {
+            if let Some(g) = client_ip.and_then(|ip| shared.group_of(ip)) {
+                ctx.group = g;
+            }
+        }
+
+        let req = session.req_header();
+        let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
+            req.uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string()
+        });
+        let head = RequestHead {
+            method: req.method.as_str().to_string(),
+            scheme: if target.tls { "https" } else { "http" }.into(),
+            host: target.host.clone(),
+            path,
+            headers: req
+                .headers
+                .iter()
+                .filter(|(k, _)| !is_identity_header(k.as_str(), identity))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            group: (ctx.group != "unknown").then(|| ctx.group.clone()),
+            client: client_ip,
+        };
+        let class = policy.classify(&head);
+        if class.site.is_none() {
+            // Not a catalogue site: forwarded untouched, never inspected.
+            ctx.head = Some(head);
+            ctx.class = Some(class);
+            return Ok(false);
+        }
+
+        if class.needs_body {
+            let declared = content_length(session.req_header());
+            let max_body = policy.options().max_body;
+            match declared {
+                Some(len) if len > max_body => {
+                    // Too large to inspect: decided now, before a byte is read.
+                    let decision = self.timed_decide(ctx, &policy, &head, &class, None);
+                    ctx.decision = Some(decision);
+                }
+                Some(len) if len <= PREREAD_LIMIT => {
+                    session.enable_retry_buffering();
+                    let mut body = Vec::with_capacity(len);
+                    while let Some(chunk) = session.read_request_body().await? {
+                        body.extend_from_slice(&chunk);
+                        if body.len() > PREREAD_LIMIT {
+                            return self
+                                .answer_refusal(
+                                    session,
+                                    ctx,
+                                    400,
+                                    "bad_request",
+                                    "request body longer than its Content-Length".into(),
+                                )
+                                .await;
+                        }
+                    }
+                    ctx.bytes_up = body.len();
+                    ctx.link_domains = link_domains(&body);
+                    let decision = self.timed_decide(ctx, &policy, &head, &class, Some(&body));
+                    let replacement = decision.body.as_ref().map(|b| Bytes::from(b.clone()));
+                    ctx.body = BodyMode::Decided {
+                        replacement,
+                        sent: false,
+                    };
+                    ctx.decision = Some(decision);
+                }
+                _ => {
+                    ctx.body = BodyMode::Held {
+                        buffer: Vec::new(),
+                        overflowed: false,
+                    };
+                }
+            }
+        } else {
+            let decision = self.timed_decide(ctx, &policy, &head, &class, None);
+            ctx.decision = Some(decision);
+        }
+        ctx.head = Some(head);
+        ctx.class = Some(class);
+
+        if let Some(decision) = ctx.decision.as_ref() {
+            match decision.action {
+                Action::Block => return self.answer_decision(session, ctx).await,
+                Action::Coach => {
+                    if self.shared.pages.coach_acknowledged(
+                        session.req_header(),
+                        &target.host,
+                        decision.rule.as_deref(),
+                    ) {
+                        ctx.coached_continue = true;
+                    } else {
+                        return self.answer_decision(session, ctx).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // The gateway's own coach "Continue" endpoint.
+        if let Some(resp) = self
+            .shared
+            .pages
+            .coach_continue(session.req_header(), &target.host)
+        {
+            ctx.answered = Some(resp.status);
+            pages::write(session, resp).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(target) = ctx.target.clone() else {
+            return Err(Error::explain(ErrorType::InternalError, "no target"));
+        };
+        let addr = match self
+            .shared
+            .resolver
+            .resolve(&target.host, target.port)
+            .await
+        {
+            Ok(addr) => addr,
+            Err(e) => {
+                let (status, kind) = match e {
+                    ResolveError::Private(_) => (403, "refused"),
+                    ResolveError::Timeout => (504, "dns"),
+                    ResolveError::NotFound(_) => (502, "dns"),
+                };
+                ctx.refusal = Some((status, kind, e.to_string()));
+                return Err(Error::explain(ErrorType::HTTPStatus(status), e.to_string()));
+            }
+        };
+        let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
+        let up = &self.shared.config.upstream;
+        peer.options.connection_timeout = Some(Duration::from_millis(up.connect_timeout_ms));
+        peer.options.total_connection_timeout = Some(Duration::from_millis(up.connect_timeout_ms));
+        let timeout = Duration::from_millis(up.read_timeout_ms);
+        if request_has_body(session.req_header()) {
+            // The site answers only after the whole body: a long upload must not count as
+            // a silent upstream. A stalled upstream still shows as a write that times out.
+            peer.options.write_timeout = Some(timeout);
+        } else {
+            peer.options.read_timeout = Some(timeout);
+        }
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // A body held back for a late decision goes over HTTP/1.1: chunked framing lets
+        // its length change, and an abort there reaches the client as our answer.
+        let held = matches!(ctx.body, BodyMode::Held { .. });
+        if target.tls && up.http2 && !session.is_upgrade_req() && !held {
+            peer.options.set_http_version(2, 1);
+        } else {
+            peer.options.set_http_version(1, 1);
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(uri) = ctx.rewrite_uri.as_deref() {
+            let uri: http::Uri = uri
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
+            upstream_request.set_uri(uri);
+        }
+        let identity = &self.shared.config.clients.identity;
+        for name in [
+            identity.user_header.as_str(),
+            identity.group_header.as_str(),
+            "proxy-connection",
+            "proxy-authorization",
+        ] {
+            upstream_request.remove_header(name);
+        }
+        match &ctx.body {
+            BodyMode::Decided {
+                replacement: Some(body),
+                ..
+            } => {
+                upstream_request
+                    .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+            }
+            BodyMode::Held { .. } => {
+                // The body may change length after the decision: send it chunked.
+                upstream_request.remove_header(&http::header::CONTENT_LENGTH);
+                if upstream_request.version != http::Version::HTTP_2 {
+                    upstream_request.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        match &mut ctx.body {
+            BodyMode::Passthrough => {
+                ctx.bytes_up += body.as_ref().map_or(0, |b| b.len());
+            }
+            BodyMode::Decided { replacement, sent } => {
+                if let Some(new_body) = replacement.take() {
+                    *body = Some(new_body);
+                    *sent = true;
+                } else if *sent {
+                    *body = Some(Bytes::new());
+                }
+            }
+            BodyMode::Held { buffer, overflowed } => {
+                if let Some(chunk) = body.take() {
+                    ctx.bytes_up += chunk.len();
+                    if !*overflowed {
+                        buffer.extend_from_slice(&chunk);
+                    } else {
+                        *body = Some(chunk);
+                    }
+                }
+                let policy = ctx.policy.clone();
+                let (Some(policy), Some(head), Some(class)) =
+                    (policy, ctx.head.clone(), ctx.class.clone())
+                else {
+                    return Ok(());
+                };
+                let max_body = policy.options().max_body;
+                let (too_large, done) = (buffer.len() > max_body && !*overflowed, end_of_stream);
+                if too_large || (done && !*overflowed) {
+                    let held = std::mem::take(buffer);
+                    let decision = if too_large {
+                        *overflowed = true;
+                        self.timed_decide_only(&policy, &head, &class, None, &mut ctx.inspection)
+                    } else {
+                        self.timed_decide_only(
+                            &policy,
+                            &head,
+                            &class,
+                            Some(&held),
+                            &mut ctx.inspection,
+                        )
+                    };
+                    let action = decision.action;
+                    let new_body = decision.body.clone();
+                    ctx.decision = Some(decision);
+                    match action {
+                        Action::Block | Action::Coach => {
+                            // Nothing of the body has left; abort the upstream request.
+                            ctx.body = BodyMode::Passthrough;
+                            return Err(Error::explain(
+                                ErrorType::HTTPStatus(403),
+                                "blocked by policy",
+                            ));
+                        }
+                        _ => {
+                            *body = Some(Bytes::from(new_body.unwrap_or(held)));
+                        }
+                    }
+                } else if !*overflowed && body.is_none() {
+                    // Hold the chunk back: an empty chunk is "nothing yet", None would end the body.
+                    if !end_of_stream {
+                        *body = Some(Bytes::new());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(decision) = ctx.decision.as_ref() {
+            if decision.action == Action::Redact && decision.body.is_some() {
+                upstream_response.insert_header("x-permeable-action", "redact")?;
+                if let Some(rule) = decision.rule.as_deref() {
+                    upstream_response.insert_header("x-permeable-rule", rule)?;
+                }
+                upstream_response
+                    .insert_header("x-permeable-redacted", pages::redaction_summary(decision))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        // A block decided while the body streamed: answer with the decision's page.
+        if ctx
+            .decision
+            .as_ref()
+            .is_some_and(|d| matches!(d.action, Action::Block | Action::Coach))
+            && ctx.answered.is_none()
+        {
+            let _ = self.answer_decision(session, ctx).await;
+            return FailToProxy {
+                error_code: 403,
+                can_reuse_downstream: false,
+            };
+        }
+        let (status, kind, reason) = match ctx.refusal.take() {
+            Some(r) => r,
+            None => classify_error(e),
+        };
+        if kind != "bad_request" {
+            let site = ctx
+                .class
+                .as_ref()
+                .and_then(|c| c.site.clone())
+                .unwrap_or_else(|| "other".into());
+            metrics::UPSTREAM_ERRORS_TOTAL
+                .with_label_values(&[&site, kind])
+                .inc();
+        }
+        if status > 0 {
+            let resp =
+                self.shared
+                    .pages
+                    .error_response(status, &reason, &ctx.id, session.req_header());
+            ctx.answered = Some(status);
+            let _ = pages::write(session, resp).await;
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        crate::record::record_request(&self.shared, session, ctx);
+    }
+}
+
+impl Gateway {
+    fn timed_decide(
+        &self,
+        ctx: &mut RequestCtx,
+        policy: &Policy,
+        head: &RequestHead,
+        class: &Classification,
+        body: Option<&[u8]>,
+    ) -> Decision {
+        self.timed_decide_only(policy, head, class, body, &mut ctx.inspection)
+    }
+
+    fn timed_decide_only(
+        &self,
+        policy: &Policy,
+        head: &RequestHead,
+        class: &Classification,
+        body: Option<&[u8]>,
+        spent: &mut Duration,
+    ) -> Decision {
+        let start = Instant::now();
+        let decision = policy.decide(head, class, body);
+        *spent += start.elapsed();
+        decision
+    }
+
+    async fn answer_decision(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(decision) = ctx.decision.as_ref() else {
+            return Ok(false);
+        };
+        let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
+        let resp =
+            self.shared
+                .pages
+                .decision_response(decision, &ctx.id, host, session.req_header());
+        ctx.answered = Some(resp.status);
+        pages::write(session, resp).await?;
+        Ok(true)
+    }
+
+    async fn answer_refusal(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        kind: &'static str,
+        reason: String,
+    ) -> Result<bool> {
+        let resp = self
+            .shared
+            .pages
+            .error_response(status, &reason, &ctx.id, session.req_header());
+        ctx.refusal = Some((status, kind, reason));
+        ctx.answered = Some(status);
+        session.set_keepalive(None);
+        pages::write(session, resp).await?;
+        Ok(true)
+    }
+}
+
+/// Work out the target of a request and check that the client's own statements agree.
+fn resolve_target(
+    session: &Session,
+    conn: Option<&ConnInfo>,
+) -> std::result::Result<(Target, Option<String>), String> {
+    let req = session.req_header();
+    let host_header = req
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| header_str(req, "host").map(str::to_string));
+    let mode = conn.map_or(&ConnMode::ExplicitPlain, |c| &c.mode);
+    match mode {
+        ConnMode::Intercepted { host, port } => {
+            if let Some(h) = host_header.as_deref() {
+                let (claimed, _) = split_authority(h);
+                if !claimed.eq_ignore_ascii_case(host) {
+                    return Err(format!(
+                        "Host {claimed:?} does not match the CONNECT target {host:?}"
+                    ));
+                }
+            }
+            Ok((
+                Target {
+                    host: host.clone(),
+                    port: *port,
+                    tls: true,
+                },
+                None,
+            ))
+        }
+        ConnMode::TransparentHttp => {
+            let h = host_header.ok_or("request without a Host header")?;
+            let (host, port) = split_authority(&h);
+            if host.is_empty() {
+                return Err("request without a Host header".into());
+            }
+            Ok((
+                Target {
+                    host: host.to_ascii_lowercase(),
+                    port: port.unwrap_or(80),
+                    tls: false,
+                },
+                None,
+            ))
+        }
+        ConnMode::ExplicitPlain => {
+            let raw = String::from_utf8_lossy(req.raw_path()).into_owned();
+            let lower = raw.to_ascii_lowercase();
+            if lower.starts_with("https://") {
+                return Err("send https:// requests through CONNECT".into());
+            }
+            let Some(rest) = lower.strip_prefix("http://").map(|_| &raw[7..]) else {
+                return Err("this is a forward proxy: send absolute-form requests (http://host/path) or CONNECT".into());
+            };
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            if authority.contains('@') {
+                return Err("credentials in the request target are not accepted".into());
+            }
+            let (host, port) = split_authority(authority);
+            if host.is_empty() {
+                return Err("request target without a host".into());
+            }
+            let mut path = rest[end..].split('#').next().unwrap_or("").to_string();
+            if path.is_empty() || path.starts_with('?') {
+                path.insert(0, '/');
+            }
+            if let Some(h) = header_str(req, "host") {
+                let (claimed, claimed_port) = split_authority(h);
+                if !claimed.eq_ignore_ascii_case(host)
+                    || claimed_port.unwrap_or(80) != port.unwrap_or(80)
+                {
+                    return Err(format!(
+                        "Host {h:?} does not match the request target {authority:?}"
+                    ));
+                }
+            }
+            Ok((
+                Target {
+                    host: host.to_ascii_lowercase(),
+                    port: port.unwrap_or(80),
+                    tls: false,
+                },
+                Some(path),
+            ))
+        }
+    }
+}
+
+/// `host[:port]` or `[v6][:port]`.
+fn split_authority(a: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = a.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let port = rest[end + 1..]
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok());
+            return (&rest[..end], port);
+        }
+    }
+    match a.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (a, None),
+    }
+}
+
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn content_length(req: &RequestHeader) -> Option<usize> {
+    if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return None;
+    }
+    header_str(req, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+fn request_has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || content_length(req).is_some_and(|n| n > 0)
+        || (req.version == http::Version::HTTP_2
+            && !matches!(req.method, http::Method::GET | http::Method::HEAD))
+}
+
+fn is_identity_header(name: &str, identity: &crate::config::IdentityConfig) -> bool {
+    name.eq_ignore_ascii_case(&identity.user_header)
+        || name.eq_ignore_ascii_case(&identity.group_header)
+}
+
+/// Status, metric kind and a reason for an error Pingora raised.
+fn classify_error(e: &Error) -> (u16, &'static str, String) {
+    use pingora::ErrorType::*;
+    let reason = e.to_string();
+    match e.etype() {
+        HTTPStatus(code) => (*code, "other", reason),
+        ConnectTimedout | ReadTimedout | WriteTimedout => {
+            (504, "timeout", "the site did not answer in time".into())
+        }
+        ConnectRefused => (502, "connect", "the site refused the connection".into()),
+        ConnectNoRoute | ConnectError | BindError | SocketError => {
+            (502, "connect", "cannot connect to the site".into())
+        }
+        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
+        | TLSWantX509Lookup => (
+            502,
+            "tls",
+            "the site's certificate could not be verified".into(),
+        ),
+        H2Error | InvalidH2 | H2Downgrade | InvalidHTTPHeader => {
+            (502, "protocol", "the site sent an invalid response".into())
+        }
+        ConnectionClosed | ReadError | WriteError => {
+            if e.esource() == &pingora::ErrorSource::Downstream {
+                (0, "bad_request", reason)
+            } else {
+                (502, "reset", "the site closed the connection".into())
+            }
+        }
+        _ => match e.esource() {
+            pingora::ErrorSource::Downstream => (400, "bad_request", "malformed request".into()),
+            pingora::ErrorSource::Upstream => (
+                502,
+                "other",
+                "the site's answer could not be relayed".into(),
+            ),
+            _ => (500, "other", "internal error".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains() {
+        assert!(domain_matches("*.x.com", "api.x.com"));
+        assert!(!domain_matches("*.x.com", "x.com"));
+        assert!(!domain_matches("*.x.com", "evilx.com"));
+        assert!(domain_matches("x.com", "x.com"));
+        assert!(domain_matches(".bank.example", "www.bank.example"));
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(split_authority("x.com:8080"), ("x.com", Some(8080)));
+        assert_eq!(split_authority("x.com"), ("x.com", None));
+        assert_eq!(split_authority("[::1]:80"), ("::1", Some(80)));
+    }
+}

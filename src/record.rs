@@ -1,0 +1,204 @@
+//! What happens after every request, errors included: metrics and the audit event.
+//! Called from the pipeline's `logging` phase, the one place that sees every request.
+
+use pingora::proxy::Session;
+
+use crate::audit::{AuditEvent, MatchedRule, ValueHash};
+use crate::metrics;
+use crate::policy::{Action, UNCLASSIFIED};
+use crate::proxy::{RequestCtx, Shared};
+
+pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
+    let policy = shared.policy.load();
+    let class = ctx.head.as_ref().and(ctx.class_ref());
+    let site = class.and_then(|c| c.site.as_deref()).unwrap_or("other");
+    let site = if site == "other" {
+        site
+    } else {
+        metrics::label_or_other(
+            site,
+            &policy
+                .sites()
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let decision = ctx.decision.as_ref();
+    let activity = decision
+        .map(|d| d.activity.as_str())
+        .or_else(|| class.map(|c| c.activity.as_str()))
+        .unwrap_or("none");
+    let activity = if class.and_then(|c| c.site.as_ref()).is_none() {
+        "none"
+    } else {
+        activity
+    };
+    let action = match (decision, ctx.answered) {
+        (Some(d), _) => d.action.as_str(),
+        (None, Some(_)) => "refused",
+        (None, None) => "allow",
+    };
+    let group_label = match ctx.client_ip() {
+        Some(ip) if ctx.group != "unknown" => {
+            let configured: Vec<&str> = shared
+                .config
+                .clients
+                .groups
+                .keys()
+                .map(|s| s.as_str())
+                .collect();
+            if configured.contains(&ctx.group.as_str())
+                || shared
+                    .config
+                    .clients
+                    .identity
+                    .trusted
+                    .iter()
+                    .any(|n| n.contains(&ip))
+            {
+                shared.groups.label(&ctx.group, ip).to_string()
+            } else {
+                "unknown".to_string()
+            }
+        }
+        _ => "unknown".to_string(),
+    };
+    let group_label = if group_label != "unknown"
+        && group_label != metrics::SUPPRESSED
+        && !shared.config.clients.groups.contains_key(&group_label)
+    {
+        // A group named by a trusted identity header but not configured: bounded as other.
+        metrics::OTHER.to_string()
+    } else {
+        group_label
+    };
+
+    metrics::REQUESTS_TOTAL
+        .with_label_values(&[site, activity, action, &group_label])
+        .inc();
+    metrics::REQUEST_DURATION_SECONDS
+        .with_label_values(&[site])
+        .observe(ctx.elapsed().as_secs_f64());
+    if !ctx.inspection_time().is_zero() {
+        metrics::INSPECTION_DURATION_SECONDS
+            .with_label_values(&[site])
+            .observe(ctx.inspection_time().as_secs_f64());
+    }
+    if site != "other" {
+        metrics::BODY_BYTES_TOTAL
+            .with_label_values(&[site, "request"])
+            .inc_by(ctx.bytes_up() as u64);
+        metrics::BODY_BYTES_TOTAL
+            .with_label_values(&[site, "response"])
+            .inc_by(session.body_bytes_sent() as u64);
+    }
+    if activity == UNCLASSIFIED {
+        metrics::UNCLASSIFIED_REQUESTS_TOTAL
+            .with_label_values(&[site])
+            .inc();
+    }
+    let Some(decision) = decision else {
+        return;
+    };
+    if let Some(reason) = decision.uninspectable.as_deref() {
+        metrics::UNINSPECTABLE_TOTAL
+            .with_label_values(&[site, uninspectable_reason(reason)])
+            .inc();
+    }
+    for f in &decision.findings {
+        metrics::FINDINGS_TOTAL
+            .with_label_values(&[&f.category, decision.action.as_str()])
+            .inc();
+    }
+    for m in &decision.matches {
+        metrics::RULE_MATCHES_TOTAL
+            .with_label_values(&[&m.id, m.action.as_str(), m.mode.as_str()])
+            .inc();
+    }
+    for domain in ctx.shared_link_domains() {
+        shared.shared_domains.record(domain);
+    }
+
+    if decision.action == Action::Allow && decision.matches.is_empty() && !shared.audit.all {
+        return;
+    }
+    let mut categories = std::collections::BTreeMap::new();
+    for f in &decision.findings {
+        *categories.entry(f.category.as_str()).or_insert(0) += 1;
+    }
+    let event = AuditEvent {
+        time: humantime_now(),
+        request_id: &ctx.id,
+        client: ctx.client_ip().map(|ip| ip.to_string()),
+        user: ctx.user.as_deref(),
+        group: &ctx.group,
+        site,
+        host: ctx.target.as_ref().map_or("", |t| t.host.as_str()),
+        method: ctx.head.as_ref().map_or("", |h| h.method.as_str()),
+        activity,
+        action: decision.action.as_str(),
+        coached_continue: ctx.coached_continue(),
+        rule: decision.rule.as_deref(),
+        matched_rules: decision
+            .matches
+            .iter()
+            .map(|m| MatchedRule {
+                id: &m.id,
+                action: m.action.as_str(),
+                mode: m.mode.as_str(),
+            })
+            .collect(),
+        categories,
+        value_hashes: decision
+            .findings
+            .iter()
+            .map(|f| ValueHash {
+                category: &f.category,
+                detector: &f.detector,
+                hash: &f.value_hash,
+            })
+            .collect(),
+        uninspectable: decision.uninspectable.as_deref(),
+        status: ctx
+            .answered
+            .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16())),
+    };
+    shared.audit.write(&event);
+}
+
+/// A bounded label for why a body could not be inspected.
+fn uninspectable_reason(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("larger")
+        || r.contains("too large")
+        || r.contains("max_body")
+        || r.contains("size")
+    {
+        "too_large"
+    } else if r.contains("encoding")
+        || r.contains("decompress")
+        || r.contains("gzip")
+        || r.contains("zstd")
+        || r.contains("brotli")
+    {
+        "bad_encoding"
+    } else if r.contains("depth") || r.contains("nest") {
+        "too_deep"
+    } else if r.contains("json")
+        || r.contains("form")
+        || r.contains("multipart")
+        || r.contains("utf")
+        || r.contains("parse")
+    {
+        "malformed"
+    } else {
+        "other"
+    }
+}
+
+fn humantime_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,398 @@
+//! Assembling a running gateway from a [`Config`]: the CA, the rules, the listeners on
+//! Pingora, and the admin port with its reloader. Used by `permeable run` and, in-process,
+//! by the integration tests.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::audit::Audit;
+use crate::config::{Config, UninspectableAction};
+use crate::metrics;
+use crate::pages::Pages;
+use crate::policy::{Action, EngineOptions};
+use crate::proxy::front::{Connections, Front, Listener};
+use crate::proxy::{Gateway, Shared};
+use crate::reload::{Reloader, RulesSource};
+use crate::tls::{self, LeafResolver};
+use crate::upstream::Resolver;
+
+/// Why the gateway could not start. Printed as is; exit code 2.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Everything prepared before Pingora takes over the thread.
+pub struct Prepared {
+    server: Server,
+    pub shared: Arc<Shared>,
+    pub reloader: Arc<Reloader>,
+    admin_listener: TcpListener,
+    pub admin_addr: SocketAddr,
+    token: Option<String>,
+    probe_addr: Option<SocketAddr>,
+    /// Set when the CA was created on this start: where its certificate is.
+    pub created_ca: Option<PathBuf>,
+    pub rules_source: RulesSource,
+}
+
+/// Where the rules come from: configured, `./rules` when present, else built in.
+pub fn rules_source(config: &Config, config_dir: Option<&Path>) -> RulesSource {
+    match &config.rules {
+        Some(dir) if dir.is_relative() => {
+            RulesSource::Dir(config_dir.map_or(dir.clone(), |d| d.join(dir)))
+        }
+        Some(dir) => RulesSource::Dir(dir.clone()),
+        None if Path::new("rules").is_dir() => RulesSource::Dir(PathBuf::from("rules")),
+        None => RulesSource::Builtin,
+    }
+}
+
+pub fn engine_options(config: &Config) -> Result<EngineOptions, StartError> {
+    let hash_key = match &config.inspection.hash_key_file {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            StartError(format!(
+                "{}: cannot read inspection.hash_key_file: {e}",
+                path.display()
+            ))
+        })?,
+        None => EngineOptions::default().hash_key,
+    };
+    Ok(EngineOptions {
+        max_body: config.inspection.max_body,
+        on_uninspectable: match config.inspection.on_uninspectable {
+            UninspectableAction::Allow => Action::Allow,
+            UninspectableAction::Log => Action::Log,
+            UninspectableAction::Block => Action::Block,
+        },
+        hash_key,
+    })
+}
+
+/// Build the gateway: fails early, with a clear message, on anything that would make it
+/// misbehave later (unreadable CA, rules that do not compile, ports in use).
+pub fn prepare(
+    config: Config,
+    config_dir: Option<&Path>,
+    upgrade: bool,
+) -> Result<Prepared, StartError> {
+    metrics::register_all();
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        StartError(format!(
+            "{}: cannot create the state directory: {e}",
+            state_dir.display()
+        ))
+    })?;
+
+    let (ca, created_ca) = tls::load_or_create_ca(
+        config.ca.cert.as_deref(),
+        config.ca.key.as_deref(),
+        &state_dir,
+    )
+    .map_err(|e| StartError(e.to_string()))?;
+    let resolver_certs = Arc::new(LeafResolver::new(
+        ca,
+        config.ca.cache_size,
+        config.ca.leaf_validity_hours,
+    ));
+
+    let source = rules_source(&config, config_dir);
+    let opts = engine_options(&config)?;
+    let policy = source.load(&opts).map_err(|e| {
+        StartError(format!(
+            "rules from {} do not compile:\n{e}",
+            source.describe()
+        ))
+    })?;
+    metrics::set_rules_version(policy.version());
+
+    let bundle = write_upstream_roots(&state_dir, config.upstream.ca_file.as_deref())?;
+
+    // Bind the admin port now: a port in use is a start-up error, not a log line.
+    let admin_listener = TcpListener::bind(config.admin.listen).map_err(|e| {
+        StartError(format!(
+            "cannot listen on admin.listen {}: {e}",
+            config.admin.listen
+        ))
+    })?;
+    admin_listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let token = match &config.admin.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    StartError(format!(
+                        "{}: cannot read admin.token_file: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None if !admin_addr.ip().is_loopback() => {
+            return Err(StartError(format!(
+            "admin.listen {admin_addr} is not loopback: set admin.token_file to protect /-/reload"
+        )))
+        }
+        None => None,
+    };
+    if !upgrade {
+        for addr in config
+            .proxy
+            .listen
+            .iter()
+            .chain(&config.transparent.https_listen)
+            .chain(&config.transparent.http_listen)
+        {
+            // Pingora binds with SO_REUSEPORT, which would silently share the port with a
+            // stale instance: check that nobody holds it.
+            TcpListener::bind(addr)
+                .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        }
+    }
+
+    let coach_key = match &config.pages.coach_key_file {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            StartError(format!(
+                "{}: cannot read pages.coach_key_file: {e}",
+                path.display()
+            ))
+        })?,
+        None => {
+            let mut k = vec![0u8; 32];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut k[..]);
+            k
+        }
+    };
+    let audit = Audit::open(&config.audit.output, config.audit.all).map_err(|e| {
+        StartError(format!(
+            "{}: cannot open the audit log: {e}",
+            config.audit.output
+        ))
+    })?;
+
+    let shared = Arc::new(Shared {
+        resolver: Resolver::new(
+            &config.upstream.resolve,
+            &config.upstream.allow_private,
+            Duration::from_millis(config.upstream.connect_timeout_ms),
+        ),
+        tls: tls::interception_server_config(resolver_certs),
+        connections: Arc::new(Connections::default()),
+        pages: Pages::new(config.pages.clone(), coach_key),
+        audit,
+        groups: metrics::GroupAnonymizer::new(config.analytics.min_group_clients),
+        shared_domains: metrics::SharedDomains::new(config.analytics.shared_domains),
+        policy: ArcSwap::from_pointee(policy),
+        config,
+    });
+    let reloader = Arc::new(Reloader::new(shared.clone(), source.clone(), opts));
+
+    let mut conf = ServerConf {
+        threads: shared.config.threads.max(1),
+        ca_file: Some(bundle.display().to_string()),
+        grace_period_seconds: Some(shared.config.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(shared.config.grace_period_seconds.max(1)),
+        pid_file: state_dir.join("permeable.pid").display().to_string(),
+        upgrade_sock: state_dir.join("upgrade.sock").display().to_string(),
+        upstream_keepalive_pool_size: 256,
+        ..ServerConf::default()
+    };
+    conf.daemon = false;
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+    let http = Arc::new(pingora::proxy::http_proxy(
+        &conf,
+        Gateway {
+            shared: shared.clone(),
+        },
+    ));
+
+    let mut probe_addr = None;
+    let listeners = [
+        (
+            Listener::Explicit,
+            &shared.config.proxy.listen,
+            "explicit proxy",
+        ),
+        (
+            Listener::TransparentTls,
+            &shared.config.transparent.https_listen,
+            "transparent https",
+        ),
+        (
+            Listener::TransparentHttp,
+            &shared.config.transparent.http_listen,
+            "transparent http",
+        ),
+    ];
+    for (kind, addrs, name) in listeners {
+        if addrs.is_empty() {
+            continue;
+        }
+        let front = Front {
+            shared: shared.clone(),
+            http: http.clone(),
+            listener: kind,
+        };
+        let mut service = Service::new(name.to_string(), front);
+        for addr in addrs.iter() {
+            service.add_tcp(&addr.to_string());
+            probe_addr.get_or_insert(*addr);
+        }
+        server.add_service(service);
+    }
+
+    Ok(Prepared {
+        server,
+        shared,
+        reloader,
+        admin_listener,
+        admin_addr,
+        token,
+        probe_addr,
+        created_ca,
+        rules_source: source,
+    })
+}
+
+/// Trust for upstream certificates: the system roots plus `upstream.ca_file`, written as
+/// one bundle for Pingora's connector (which otherwise trusts only one or the other).
+fn write_upstream_roots(state_dir: &Path, extra: Option<&Path>) -> Result<PathBuf, StartError> {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    if let Some(path) = extra {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StartError(format!(
+                "{}: cannot read upstream.ca_file: {e}",
+                path.display()
+            ))
+        })?;
+        let mut reader = std::io::BufReader::new(text.as_bytes());
+        let certs: Vec<_> = rustls_pemfile::certs(&mut reader).collect();
+        if certs.is_empty() || certs.iter().any(|c| c.is_err()) {
+            return Err(StartError(format!(
+                "{}: upstream.ca_file holds no usable PEM certificate",
+                path.display()
+            )));
+        }
+        pem.push_str(&text);
+        if !text.ends_with('\n') {
+            pem.push('\n');
+        }
+    }
+    let out = state_dir.join("upstream-roots.pem");
+    std::fs::write(&out, pem)
+        .map_err(|e| StartError(format!("{}: cannot write: {e}", out.display())))?;
+    Ok(out)
+}
+
+/// A shutdown request from the embedding code (tests) rather than a Unix signal.
+pub struct ChannelShutdown(pub tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ShutdownSignal>>);
+
+#[async_trait]
+impl ShutdownSignalWatch for ChannelShutdown {
+    async fn recv(&self) -> ShutdownSignal {
+        match self.0.lock().await.recv().await {
+            Some(s) => s,
+            None => ShutdownSignal::FastShutdown,
+        }
+    }
+}
+
+impl Prepared {
+    /// Start the admin port, the reloader's triggers and the readiness probe on their own
+    /// runtime thread, then run Pingora on this thread until shutdown.
+    pub fn run(self, run_args: RunArgs) {
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = Arc::new(Admin {
+            reloader: self.reloader.clone(),
+            ready: ready.clone(),
+            token: self.token.clone(),
+        });
+        let reloader = self.reloader.clone();
+        let listener = self.admin_listener;
+        let probe = self.probe_addr;
+        let watch_changes = true;
+        std::thread::Builder::new()
+            .name("permeable-admin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the admin runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    reloader.spawn_signal_handler();
+                    if watch_changes {
+                        reloader.spawn_watcher();
+                    }
+                    tokio::spawn(wait_until_listening(probe, ready));
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => admin.serve(l).await,
+                        Err(e) => tracing::error!(error = %e, "admin listener unusable"),
+                    }
+                });
+            })
+            .ok();
+        self.server.run(run_args);
+    }
+}
+
+async fn wait_until_listening(addr: Option<SocketAddr>, ready: Arc<AtomicBool>) {
+    let Some(mut addr) = addr else {
+        return;
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            ready.store(true, Ordering::Release);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

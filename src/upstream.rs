@@ -1,0 +1,180 @@
+//! Where a request goes: asynchronous name resolution with `upstream.resolve` overrides,
+//! and the refusal of private destinations that keeps the gateway from being an open door
+//! into the organisation's own network.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Why a destination cannot be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// Name resolution failed or returned nothing.
+    NotFound(String),
+    /// Resolution took too long.
+    Timeout,
+    /// The destination is loopback, link-local or private and not explicitly allowed.
+    Private(IpAddr),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::NotFound(e) => write!(f, "cannot resolve the destination: {e}"),
+            ResolveError::Timeout => f.write_str("name resolution timed out"),
+            ResolveError::Private(ip) => write!(
+                f,
+                "destination resolves to a private or local address ({ip}), which this gateway does not reach"
+            ),
+        }
+    }
+}
+
+/// Resolves destinations for both intercepted requests and blind tunnels.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    overrides: BTreeMap<String, SocketAddr>,
+    allow_private: Vec<IpNet>,
+    timeout: Duration,
+}
+
+impl Resolver {
+    pub fn new(
+        overrides: &BTreeMap<String, SocketAddr>,
+        allow_private: &[IpNet],
+        timeout: Duration,
+    ) -> Resolver {
+        Resolver {
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+                .collect(),
+            allow_private: allow_private.to_vec(),
+            timeout,
+        }
+    }
+
+    /// The address to connect to for `host:port`. Overrides are trusted as configured;
+    /// anything resolved through DNS is checked against the private ranges after
+    /// resolution, so a public name pointing at 127.0.0.1 is refused too.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let key = if host.contains(':') {
+            format!("[{}]:{port}", host.to_ascii_lowercase())
+        } else {
+            format!("{}:{port}", host.to_ascii_lowercase())
+        };
+        if let Some(addr) = self.overrides.get(&key) {
+            return Ok(*addr);
+        }
+        let addr = if let Ok(ip) = host.parse::<IpAddr>() {
+            SocketAddr::new(ip, port)
+        } else {
+            let lookup = tokio::net::lookup_host((host.to_string(), port));
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(self.timeout, lookup)
+                .await
+                .map_err(|_| ResolveError::Timeout)?
+                .map_err(|e| ResolveError::NotFound(e.to_string()))?
+                .collect();
+            // A name with any private address is refused whole: choosing the public one
+            // would leave the choice to whoever controls the DNS answer's order.
+            if let Some(private) = addrs.iter().find(|a| !self.reachable(a.ip())) {
+                return Err(ResolveError::Private(private.ip()));
+            }
+            *addrs
+                .first()
+                .ok_or_else(|| ResolveError::NotFound(format!("no address for {host}")))?
+        };
+        if !self.reachable(addr.ip()) {
+            return Err(ResolveError::Private(addr.ip()));
+        }
+        Ok(addr)
+    }
+
+    fn reachable(&self, ip: IpAddr) -> bool {
+        !is_private(ip) || self.allow_private.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Loopback, private, link-local (including cloud metadata), unique-local, unspecified,
+/// multicast, broadcast and other non-global ranges.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 shared address space
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link local
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 may embed private v4
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "192.168.1.1",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "100.64.1.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["1.1.1.1", "104.244.42.1", "2606:4700::1111"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn overrides_and_refusal() {
+        let mut o = BTreeMap::new();
+        o.insert("X.com:443".to_string(), "127.0.0.1:9443".parse().unwrap());
+        let r = Resolver::new(&o, &[], Duration::from_secs(2));
+        assert_eq!(r.resolve("x.com", 443).await.unwrap().port(), 9443);
+        assert!(matches!(
+            r.resolve("127.0.0.1", 443).await,
+            Err(ResolveError::Private(_))
+        ));
+        assert!(matches!(
+            r.resolve("localhost", 443).await,
+            Err(ResolveError::Private(_))
+        ));
+        let r = Resolver::new(
+            &o,
+            &["127.0.0.0/8".parse().unwrap()],
+            Duration::from_secs(2),
+        );
+        assert!(r.resolve("127.0.0.1", 443).await.is_ok());
+    }
+}

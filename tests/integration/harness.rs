@@ -1,0 +1,451 @@
+//! Real parts for the integration tests: the gateway started in-process on free loopback
+//! ports, upstream servers that present real TLS certificates for real social host names
+//! (issued by a test CA and reached through `upstream.resolve`), and clients that trust
+//! the gateway's CA.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::Mutex;
+use permeable::config::Config;
+use permeable::server::ChannelShutdown;
+use pingora::server::{RunArgs, ShutdownSignal};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use sha2::{Digest, Sha256};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A CA for the test upstreams, and certificates it issues.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    pub pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            cert,
+            key,
+        }
+    }
+
+    /// A server config for `names`, ALPN h2 and http/1.1.
+    pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone(), self.cert.der().clone()], key_der)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// What an upstream received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub body_len: u64,
+    pub body_sha256: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A local HTTPS (or plain HTTP) server answering as a social site.
+///
+/// - any path: records the request; bodies under 1 MiB are kept whole, larger ones only
+///   hashed while they stream; answers JSON `{"ok":true,"len":N,"sha256":"…"}`
+/// - `/status/NNN`: answers that status
+/// - `/slow`: answers after 5 s
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Upstream {
+    pub async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let rec = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let rec = rec.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let rec = rec.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(req, rec).await) }
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        Some(cfg) => {
+                            let Ok(stream) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await
+                            else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        Upstream { addr, received }
+    }
+
+    pub fn last(&self) -> Option<Received> {
+        self.received.lock().last().cloned()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().len()
+    }
+}
+
+async fn answer(req: Request<Incoming>, rec: Arc<Mutex<Vec<Received>>>) -> Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            req.headers()
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = req.into_body();
+    let mut hasher = Sha256::new();
+    let mut kept = Vec::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            hasher.update(&data);
+            len += data.len() as u64;
+            if kept.len() < 1 << 20 {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    let sha = hex::encode(hasher.finalize());
+    rec.lock().push(Received {
+        method,
+        path: path.clone(),
+        host,
+        headers,
+        body: kept,
+        body_len: len,
+        body_sha256: sha.clone(),
+    });
+    if let Some(code) = path.strip_prefix("/status/") {
+        let mut r = Response::new(Full::new(Bytes::from("status\n")));
+        *r.status_mut() = hyper::StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
+        return r;
+    }
+    if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::json!({"ok": true, "len": len, "sha256": sha}).to_string(),
+    )));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut().insert("x-upstream", "yes".parse().unwrap());
+    r
+}
+
+/// A WebSocket echo server over TLS.
+pub async fn start_ws_echo(tls: Arc<rustls::ServerConfig>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // WebSockets speak HTTP/1.1.
+    let mut cfg = (*tls).clone();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    tokio::spawn(async move {
+        use futures_util::{SinkExt, StreamExt};
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        let reply = match msg {
+                            tokio_tungstenite::tungstenite::Message::Text(t) => {
+                                tokio_tungstenite::tungstenite::Message::Text(format!("echo: {t}"))
+                            }
+                            other => other,
+                        };
+                        if ws.send(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A gateway running in-process.
+pub struct Gateway {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub ca_pem: String,
+    /// Holds the gateway's state directory (CA, bundles) for its lifetime.
+    _state: tempfile::TempDir,
+    stop: tokio::sync::mpsc::Sender<ShutdownSignal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct GatewayBuilder {
+    pub config: Config,
+    pub upstream_ca: Option<String>,
+}
+
+pub fn fixture_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway-rules")
+}
+
+impl GatewayBuilder {
+    pub fn new() -> GatewayBuilder {
+        let mut config = Config::default();
+        config.proxy.listen = vec![SocketAddr::from(([127, 0, 0, 1], free_port()))];
+        config.admin.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        config.rules = Some(fixture_rules());
+        config.threads = 2;
+        config.grace_period_seconds = 1;
+        config.audit.output = "off".into();
+        config.upstream.connect_timeout_ms = 2000;
+        config.upstream.read_timeout_ms = 3000;
+        GatewayBuilder {
+            config,
+            upstream_ca: None,
+        }
+    }
+
+    pub fn resolve(mut self, host_port: &str, to: SocketAddr) -> Self {
+        self.config
+            .upstream
+            .resolve
+            .insert(host_port.to_string(), to);
+        self
+    }
+
+    pub fn upstream_ca(mut self, pem: &str) -> Self {
+        self.upstream_ca = Some(pem.to_string());
+        self
+    }
+
+    pub async fn start(mut self) -> Gateway {
+        // RUST_LOG=debug shows the gateway's logs (and Pingora's) in failing tests.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+        let state = tempfile::tempdir().unwrap();
+        self.config.state_dir = Some(state.path().to_path_buf());
+        if let Some(pem) = &self.upstream_ca {
+            let path = state.path().join("upstream-ca.pem");
+            std::fs::write(&path, pem).unwrap();
+            self.config.upstream.ca_file = Some(path);
+        }
+        let proxy = self.config.proxy.listen[0];
+        let prepared =
+            permeable::server::prepare(self.config, None, false).expect("gateway starts");
+        let admin = prepared.admin_addr;
+        let ca_pem = std::fs::read_to_string(state.path().join("ca/ca.crt")).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let thread = std::thread::spawn(move || {
+            prepared.run(RunArgs {
+                shutdown_signal: Box::new(ChannelShutdown(tokio::sync::Mutex::new(rx))),
+            })
+        });
+        let gw = Gateway {
+            proxy,
+            admin,
+            ca_pem,
+            _state: state,
+            stop: tx,
+            thread: Some(thread),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+}
+
+impl Gateway {
+    async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.admin);
+        for _ in 0..250 {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gateway not ready");
+    }
+
+    /// An HTTP client using the gateway as its proxy and trusting `extra_roots` (PEM).
+    pub fn client(&self, roots: &[&str]) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy)).unwrap())
+            .tls_built_in_root_certs(false)
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10));
+        for pem in roots {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    }
+
+    /// A client that trusts the gateway's CA only.
+    pub fn intercepting_client(&self) -> reqwest::Client {
+        self.client(&[&self.ca_pem])
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one metric sample, e.g. `permeable_tunnels_total{mode="intercept"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        metric_value(&text, series)
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    let (name, labels) = match series.find('{') {
+        Some(i) => (
+            &series[..i],
+            series[i + 1..series.len() - 1]
+                .split(',')
+                .collect::<Vec<_>>(),
+        ),
+        None => (series, vec![]),
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|lab| lab.is_empty() || l.contains(lab)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(ShutdownSignal::FastShutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Send raw bytes to an address and read the whole answer (until close or 3 s).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Resident memory of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

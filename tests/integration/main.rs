@@ -1,0 +1,6 @@
+//! One integration-test binary: the gateway in-process against real local servers with
+//! real TLS, driven by real clients.
+
+mod gateway;
+mod harness;
+mod policy;
