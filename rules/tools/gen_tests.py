@@ -9,6 +9,11 @@ import os, sys, json
 sys.path.insert(0, os.path.dirname(__file__))
 import cases, wrappers
 
+def yq(v):
+    """JSON is valid YAML; control characters must be escaped for YAML."""
+    s = json.dumps(v, ensure_ascii=False)
+    return "".join(c if not (0x7f <= ord(c) <= 0x9f) else "\\u%04x" % ord(c) for c in s)
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = ("secret.", "corp.marking", "corp.codename")
 REDACT = ("pii.credit_card", "pii.iban", "pii.us_ssn", "pii.uk_nino", "corp.internal_host", "corp.internal_url")
@@ -33,7 +38,7 @@ def action_for(cats):
     return "allow"
 
 def q(s):
-    return json.dumps(s, ensure_ascii=False)
+    return yq(s)
 
 def emit_case(out, name, req, site, activity, expect):
     out.append(f"  - name: {q(name)}")
@@ -46,7 +51,7 @@ def emit_case(out, name, req, site, activity, expect):
     out.append(f"      site: {site}")
     out.append(f"      activity: {activity}")
     for k, v in expect.items():
-        out.append(f"      {k}: {json.dumps(v, ensure_ascii=False)}")
+        out.append(f"      {k}: {yq(v)}")
 
 def main():
     check = "--check" in sys.argv
