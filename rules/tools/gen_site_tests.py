@@ -209,7 +209,7 @@ case("tiktok", "follow", "follow", "POST", "https://www.tiktok.com/api/commit/fo
 case("tiktok", "share", "repost", "POST", "https://www.tiktok.com/api/repost/item/?aweme_id=7304809083817774382", "", F)
 case("tiktok", "post", "Content Posting API", "POST", "https://open.tiktokapis.com/v2/post/publish/video/init/", {"post_info": {"title": "Behind the scenes #team", "privacy_level": "SELF_ONLY", "disable_comment": False}, "source_info": {"source": "PULL_FROM_URL", "video_url": "https://example.com/v.mp4"}}, J)
 case("tiktok", "upload", "inbox upload", "POST", "https://open.tiktokapis.com/v2/post/publish/inbox/video/init/", {"source_info": {"source": "FILE_UPLOAD", "video_size": 5000000, "chunk_size": 5000000, "total_chunk_count": 1}}, J)
-case("tiktok", "message", "DM as protobuf cannot be inspected and is blocked", "POST", "https://im-api-va.tiktok.com/v1/message/send", "\u0008\u0001\u0012\u0004\u00ff\u00fe", "application/x-protobuf", action="block")
+case("tiktok", "message", "DM as protobuf cannot be inspected and is blocked", "POST", "https://im-api-va.tiktok.com/v1/message/send", "\u0008\u0001\u0012\u0004\u00ff\u00fe", "application/x-protobuf", action="block", rules=["block-tiktok-direct-messages"])
 case("tiktok", "search", "search", "GET", "https://www.tiktok.com/api/search/general/full/?keyword=rust")
 
 # ------------------------------------------------------------------------------ Pinterest
