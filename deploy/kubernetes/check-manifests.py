@@ -94,6 +94,8 @@ def main(path):
         need(vols.get("ca-secret", {}).get("secret", {}).get("secretName") == "permeable-ca", "Deployment: CA from Secret permeable-ca")
         need(vols.get("ca", {}).get("emptyDir", {}).get("medium") == "Memory", "Deployment: the CA key copy must stay in memory")
         need("ca-secret" not in mounts, "Deployment: the gateway must read the 0600 copy, not the Secret volume")
+        need(vols.get("keys", {}).get("secret", {}).get("secretName") == "permeable-keys", "Deployment: shared keys from Secret permeable-keys")
+        need("keys" in mounts, "Deployment: the gateway mounts the shared keys")
         inits = pod.get("initContainers") or []
         need(any(m["name"] == "ca-secret" for i in inits for m in i.get("volumeMounts", [])), "Deployment: an init container copies the CA")
         for i in inits:
