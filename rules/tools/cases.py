@@ -55,6 +55,8 @@ def cards():
         N("price 4111.11 USD, qty 1111"),
         N(f"IMEI 35-209900-176148-1 on the box"),
         N("account 12345678 sort code 12-34-56"),
+        N("IBAN CR88 5595 2003 7047 8303 55 (card-shaped digits inside an IBAN)", also=["pii.iban"]),
+        N("token xoxp-90357889226-58367337479-4085678554137-e81323d52b789cd5e81d51f079241128", also=["secret.slack_token"]),
     ]
     return pos, neg
 
