@@ -5,3 +5,4 @@ mod gateway;
 mod harness;
 mod observability;
 mod policy;
+mod rule_pack;
