@@ -268,6 +268,8 @@ case("pinboard", "view", "bookmarks", "GET", "https://pinboard.in/u:example/")
 case("pinboard", "login", "login", "POST", "https://pinboard.in/auth/", {"username": "someone", "password": "x"}, F)
 case("pinboard", "post", "save bookmark", "POST", "https://pinboard.in/add", {"url": "https://example.com/article", "title": "Good article", "description": "read later", "tags": "reading rust", "private": "", "toread": "on"}, F)
 case("pinboard", "post", "bookmark notes with an internal URL are redacted", "POST", "https://pinboard.in/add", {"url": "https://example.com/article", "title": "Good article", "description": "compare with http://wiki.corp.example/design", "tags": "work"}, F, action="redact", rules=["redact-internal-addresses"], forwarded={"not_contains": ["wiki.corp.example"]})
+case("pinboard", "react", "star a bookmark", "POST", "https://pinboard.in/star/?id=123456", {"id": "123456"}, F)
+case("pinboard", "follow", "add to network", "POST", "https://pinboard.in/network/add/", {"username": "example"}, F)
 case("pinboard", "post", "note", "POST", "https://pinboard.in/note/add/", {"title": "Ideas", "note": "a list of ideas"}, F)
 case("pinboard", "post", "API add (values in the query string)", "GET", "https://api.pinboard.in/v1/posts/add?url=https%3A%2F%2Fexample.com&description=Example&auth_token=user%3AABC")
 
