@@ -348,6 +348,76 @@ done
 check "kubernetes: ServiceMonitor, hardening, probes, rules hot-reload wiring (check-manifests.py)" \
   "$py" deploy/kubernetes/check-manifests.py "$work/k8s.yaml"
 
+configmap_reload() {
+  # Lay out the rules the way the kubelet mounts the rules ConfigMap (files in a
+  # timestamped directory, "..data" pointing at it, one symlink per top-level entry),
+  # start the built gateway on it, then update it the way the kubelet does (new
+  # directory, atomic rename of "..data") and check that the gateway reloads the new
+  # rule set by itself: permeable_rules_info changes version, no restart.
+  local bin="${PERMEABLE_BIN:-}"
+  [[ -z "$bin" && -x target/release/permeable ]] && bin=target/release/permeable
+  [[ -z "$bin" && -x target/debug/permeable ]] && bin=target/debug/permeable
+  if [[ -z "$bin" ]]; then
+    echo "no built gateway (target/*/permeable)"
+    return 77
+  fi
+  "$py" - "$bin" "$work/cm" "$repo/rules" <<'PY'
+import os, re, shutil, signal, socket, subprocess, sys, time, urllib.request
+binary, root, rules = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
+mount = os.path.join(root, "rules")
+os.makedirs(mount)
+def payload(name, extra):
+    d = os.path.join(mount, name)
+    for sub in ("sites", "detectors"):
+        shutil.copytree(os.path.join(rules, sub), os.path.join(d, sub))
+    shutil.copy(os.path.join(rules, "policy.yaml"), os.path.join(d, "policy.yaml"))
+    with open(os.path.join(d, "policy.yaml"), "a") as f: f.write(extra)
+    return name
+os.symlink(payload("..2026_01_01_00_00_00.1", ""), os.path.join(mount, "..data"))
+for entry in ("policy.yaml", "sites", "detectors"):
+    os.symlink(os.path.join("..data", entry), os.path.join(mount, entry))
+def port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+admin = port()
+cfg = os.path.join(root, "c.yaml")
+with open(cfg, "w") as f:
+    f.write(f"proxy: {{listen: ['127.0.0.1:{port()}']}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
+            f"rules: {mount}\nstate_dir: {root}/state\ngrace_period_seconds: 1\n")
+log = open(os.path.join(root, "log"), "w")
+proc = subprocess.Popen([binary, "run", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+def version():
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    m = re.search(r'^permeable_rules_info\{[^}]*version="([^"]+)"', body, re.M)
+    return m.group(1) if m else "?"
+try:
+    t = time.time()
+    while version() is None and time.time() - t < 60 and proc.poll() is None: time.sleep(0.3)
+    v1 = version()
+    if v1 in (None, "?"):
+        sys.exit(f"gateway not serving metrics with permeable_rules_info: {open(os.path.join(root, 'log')).read()[-2000:]}")
+    # The kubelet's update: new payload directory, "..data" swapped by rename.
+    new = payload("..2026_01_01_00_01_00.2", "\n# updated through the ConfigMap\n")
+    tmp = os.path.join(mount, "..data_tmp")
+    os.symlink(new, tmp)
+    os.rename(tmp, os.path.join(mount, "..data"))
+    shutil.rmtree(os.path.join(mount, "..2026_01_01_00_00_00.1"))
+    t = time.time()
+    while version() == v1 and time.time() - t < 20: time.sleep(0.3)
+    v2 = version()
+    if v2 == v1 or proc.poll() is not None:
+        sys.exit(f"rules version stayed {v1} after the ConfigMap-style update (or the gateway exited)")
+    print(f"rules version {v1} -> {v2} without a restart")
+finally:
+    proc.send_signal(signal.SIGTERM)
+    try: proc.wait(timeout=20)
+    except subprocess.TimeoutExpired: proc.kill()
+PY
+}
+check "kubernetes: hot reload through a ConfigMap-style atomic update (built gateway)" configmap_reload
+
 # ---------------------------------------------------------------- systemd
 
 systemd_verify() {
