@@ -218,6 +218,25 @@ fn to_findings(
         .collect()
 }
 
+/// Runs every detector over one text.
+pub fn scan_text(policy: &Policy, text: &str) -> Vec<Finding> {
+    let matches = policy.detectors.scan(text);
+    matches
+        .iter()
+        .filter_map(|m| {
+            let d = policy.detectors.get(m.detector)?;
+            Some(Finding {
+                category: d.category.clone(),
+                detector: d.id.clone(),
+                field: "text".into(),
+                start: m.start,
+                end: m.end,
+                value_hash: redact::keyed_hash(&policy.opts.hash_key, text.get(m.start..m.end)?),
+            })
+        })
+        .collect()
+}
+
 /// Runs every detector over a body decoded per `content_type` (no Content-Encoding).
 pub fn scan_body(policy: &Policy, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
     let decoded = decode::decode_body(

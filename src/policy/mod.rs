@@ -432,6 +432,11 @@ impl Policy {
         evaluate::decide(self, head, class, body)
     }
 
+    /// Runs every detector over one text (the field is named `text`).
+    pub fn scan_text(&self, text: &str) -> Vec<Finding> {
+        evaluate::scan_text(self, text)
+    }
+
     /// Runs every detector over a body decoded per `content_type` (for `permeable scan`).
     pub fn scan(&self, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
         evaluate::scan_body(self, content_type, body)
