@@ -558,3 +558,228 @@ fn redact_body(
     }
     redact::rewrite_body(decoded, &changes).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
+    use super::*;
+    use crate::policy::EngineOptions;
+
+    fn fixture(opts: &EngineOptions) -> Policy {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
+        match Policy::load(&dir, opts) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn tweet_head(extra: &[(&str, &str)]) -> RequestHead {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        RequestHead {
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "x.com".into(),
+            path: "/i/api/graphql/q1/CreateTweet?x=1".into(),
+            headers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_body_of_a_content_activity_is_uninspectable() {
+        let p = fixture(&EngineOptions::default());
+        let head = tweet_head(&[]);
+        let class = p.classify(&head);
+        assert_eq!(
+            (
+                class.site.as_deref(),
+                class.activity.as_str(),
+                class.needs_body
+            ),
+            (Some("x"), "post", true)
+        );
+        let d = p.decide(&head, &class, None);
+        assert_eq!(d.action, Action::Block);
+        assert_eq!(d.rule.as_deref(), Some(UNINSPECTABLE_RULE));
+        assert!(
+            d.uninspectable
+                .as_deref()
+                .is_some_and(|u| u.contains("max_body")),
+            "{d:?}"
+        );
+        assert!(d.body.is_none());
+    }
+
+    #[test]
+    fn on_uninspectable_comes_from_the_options() {
+        let opts = EngineOptions {
+            on_uninspectable: Action::Log,
+            max_body: 64,
+            ..Default::default()
+        };
+        let p = fixture(&opts);
+        let head = tweet_head(&[]);
+        let body = format!(r#"{{"variables":{{"tweet_text":"{}"}}}}"#, "a".repeat(100));
+        let d = p.decide(&head, &p.classify(&head), Some(body.as_bytes()));
+        assert_eq!(d.action, Action::Log);
+        assert!(d.uninspectable.is_some());
+    }
+
+    #[test]
+    fn gzip_bodies_are_inspected_and_redacted_in_gzip() {
+        let p = fixture(&EngineOptions::default());
+        let head = tweet_head(&[("content-encoding", "gzip")]);
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        w.write_all(br#"{"variables":{"tweet_text":"ssn 123-45-6780"}}"#)
+            .unwrap();
+        let gz = w.finish().unwrap();
+        let d = p.decide(&head, &p.classify(&head), Some(&gz));
+        assert_eq!(d.action, Action::Redact, "{:#?}", d.trace);
+        let out = d.body.expect("rewritten body");
+        let back =
+            crate::decode::decode_body(Some("application/json"), Some("gzip"), &out, 1 << 20)
+                .unwrap();
+        assert_eq!(
+            back.raw,
+            br#"{"variables":{"tweet_text":"ssn [REDACTED:pii.us_ssn]"}}"#
+        );
+    }
+
+    #[test]
+    fn findings_carry_a_keyed_hash_never_the_value() {
+        let a = fixture(&EngineOptions {
+            hash_key: b"one".to_vec(),
+            ..Default::default()
+        });
+        let b = fixture(&EngineOptions {
+            hash_key: b"two".to_vec(),
+            ..Default::default()
+        });
+        let head = tweet_head(&[]);
+        let body = br#"{"variables":{"tweet_text":"AKIAIOSFODNN7EXAMPLE"}}"#;
+        let fa = a.decide(&head, &a.classify(&head), Some(body)).findings;
+        let fb = b.decide(&head, &b.classify(&head), Some(body)).findings;
+        assert_eq!(fa.len(), 1);
+        assert_ne!(fa[0].value_hash, fb[0].value_hash);
+        assert!(!fa[0].value_hash.contains("AKIA"));
+        assert_eq!(
+            (fa[0].start, fa[0].end, fa[0].field.as_str()),
+            (0, 20, "/variables/tweet_text")
+        );
+    }
+
+    #[test]
+    fn monitor_rules_are_recorded_but_not_enforced() {
+        let p = fixture(&EngineOptions::default());
+        let head = RequestHead {
+            method: "POST".into(),
+            host: "x.com".into(),
+            path: "/i/api/1.1/dm/new2.json".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            ..Default::default()
+        };
+        let d = p.decide(
+            &head,
+            &p.classify(&head),
+            Some(br#"{"text":"a@b.example and c@d.example"}"#),
+        );
+        assert_eq!(d.action, Action::Log);
+        assert!(d.matches.iter().any(|m| m.id == "dm-findings-monitor"
+            && m.mode == Mode::Monitor
+            && m.action == Action::Block));
+        assert!(d.trace.iter().any(|t| t.contains("would have")));
+    }
+
+    #[test]
+    fn message_placeholders_name_categories_not_values() {
+        let p = fixture(&EngineOptions::default());
+        let head = tweet_head(&[]);
+        let d = p.decide(
+            &head,
+            &p.classify(&head),
+            Some(br#"{"variables":{"tweet_text":"AKIAIOSFODNN7EXAMPLE"}}"#),
+        );
+        assert_eq!(
+            d.message.as_deref(),
+            Some("That looks like a credential (secret.aws_access_key). Don't post it; rotate it.")
+        );
+    }
+
+    #[test]
+    fn views_need_no_body_and_other_hosts_are_allowed() {
+        let p = fixture(&EngineOptions::default());
+        let head = RequestHead {
+            method: "GET".into(),
+            host: "x.com".into(),
+            path: "/home".into(),
+            ..Default::default()
+        };
+        let class = p.classify(&head);
+        assert!(!class.needs_body);
+        assert_eq!(p.decide(&head, &class, None).action, Action::Allow);
+        let head = RequestHead {
+            method: "POST".into(),
+            host: "example.org".into(),
+            path: "/".into(),
+            ..Default::default()
+        };
+        let class = p.classify(&head);
+        assert_eq!((class.site.clone(), class.needs_body), (None, false));
+        let d = p.decide(&head, &class, Some(b"AKIAIOSFODNN7EXAMPLE"));
+        assert_eq!((d.site, d.action), (None, Action::Allow));
+    }
+
+    #[test]
+    fn hostile_bodies_never_panic() {
+        let p = fixture(&EngineOptions {
+            max_body: 4096,
+            ..Default::default()
+        });
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let alphabet = b"{}[]\":,\\u0123456789abcdefAKIA@%+=&-- \r\n\xff\xc3";
+        for ct in [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=--",
+            "text/plain",
+            "",
+        ] {
+            for enc in [
+                None,
+                Some("gzip"),
+                Some("br"),
+                Some("zstd"),
+                Some("deflate"),
+            ] {
+                for len in [0usize, 1, 7, 64, 700] {
+                    let body: Vec<u8> = (0..len)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            alphabet[(x % alphabet.len() as u64) as usize]
+                        })
+                        .collect();
+                    let mut headers = vec![("content-type".to_string(), ct.to_string())];
+                    if let Some(e) = enc {
+                        headers.push(("content-encoding".into(), e.into()));
+                    }
+                    let head = RequestHead {
+                        method: "POST".into(),
+                        host: "mastodon.social".into(),
+                        path: "/api/v1/statuses".into(),
+                        headers,
+                        ..Default::default()
+                    };
+                    let d = p.decide(&head, &p.classify(&head), Some(&body));
+                    if d.uninspectable.is_some() {
+                        assert_eq!(d.action, Action::Block);
+                    }
+                }
+            }
+        }
+    }
+}
