@@ -83,10 +83,10 @@ fn prose(len: usize) -> String {
             s.push_str(w);
         }
         sentence += 1;
-        if sentence > 12 && x % 5 == 0 {
+        if sentence > 12 && x.is_multiple_of(5) {
             s.push_str(". ");
             sentence = 0;
-        } else if x % 11 == 0 {
+        } else if x.is_multiple_of(11) {
             s.push_str(", ");
         } else {
             s.push(' ');
