@@ -175,6 +175,42 @@ pub struct CaseResult {
     pub decision: Option<Decision>,
     /// The body as it would be forwarded.
     pub forwarded: Vec<u8>,
+    /// A shell command that re-runs the case with `permeable explain`.
+    pub rerun: String,
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The `permeable explain` command line equivalent to a test request.
+fn rerun_command(dir: &Path, spec: &TestSpec) -> String {
+    let r = &spec.request;
+    let mut cmd = String::new();
+    if let Some(b) = &r.body {
+        cmd.push_str(&format!("printf %s {} | ", shell_quote(b)));
+    }
+    cmd.push_str(&format!(
+        "permeable explain --rules {} --method {} --url {}",
+        shell_quote(&dir.display().to_string()),
+        r.method,
+        shell_quote(&r.url)
+    ));
+    for (k, v) in &r.headers {
+        cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
+    }
+    if let Some(g) = &r.group {
+        cmd.push_str(&format!(" --group {}", shell_quote(g)));
+    }
+    if r.body.is_some() {
+        cmd.push_str(" --body -");
+    } else if let Some(f) = &r.body_file {
+        cmd.push_str(&format!(
+            " --body {}",
+            shell_quote(&dir.join("tests").join(f).display().to_string())
+        ));
+    }
+    cmd
 }
 
 fn parse_header(h: &str) -> Option<(String, String)> {
@@ -314,6 +350,7 @@ fn check_expect(exp: &TestExpect, d: &Decision, failures: &mut Vec<String>) {
 pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
     let spec = &case.spec;
     let location = format!("{}:{}", case.file.display(), case.line);
+    let rerun = rerun_command(dir, spec);
     let mut failures = Vec::new();
     let headers: Vec<(String, String)> = spec
         .request
@@ -335,6 +372,7 @@ pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
                 failures: vec![e],
                 decision: None,
                 forwarded: vec![],
+                rerun,
             };
         }
     };
@@ -350,6 +388,7 @@ pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
                     failures: vec![msg],
                     decision: None,
                     forwarded: vec![],
+                    rerun,
                 };
             }
         },
@@ -367,6 +406,7 @@ pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
         failures,
         decision: Some(decision),
         forwarded,
+        rerun,
     }
 }
 
@@ -417,7 +457,6 @@ pub fn report(results: &[CaseResult]) -> (String, usize, usize) {
                 ));
             }
         }
-        out.push_str("\nre-run one case with `permeable explain` and the request shown above\n");
     }
     out.push_str(&format!("\n{passed} passed, {failed} failed\n"));
     (out, passed, failed)
@@ -689,6 +728,10 @@ mod tests {
         assert!(text.contains("trace:"), "{text}");
         assert!(
             text.contains("forwarded body: {\"variables\":{\"tweet_text\":\"************1111\"}}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("re-run: printf %s '{\"variables\"") && text.contains("--method POST"),
             "{text}"
         );
         assert!(text.trim_end().ends_with("0 passed, 1 failed"), "{text}");
