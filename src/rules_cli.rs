@@ -456,6 +456,7 @@ pub fn report(results: &[CaseResult]) -> (String, usize, usize) {
                     String::from_utf8_lossy(&r.forwarded)
                 ));
             }
+            out.push_str(&format!("  re-run: {}\n", r.rerun));
         }
     }
     out.push_str(&format!("\n{passed} passed, {failed} failed\n"));
