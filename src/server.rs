@@ -126,15 +126,12 @@ pub fn prepare(
     let bundle = write_upstream_roots(&state_dir, config.upstream.ca_file.as_deref())?;
 
     // Bind the admin port now: a port in use is a start-up error, not a log line.
-    let admin_listener = TcpListener::bind(config.admin.listen).map_err(|e| {
+    let admin_listener = bind_admin(config.admin.listen, upgrade).map_err(|e| {
         StartError(format!(
             "cannot listen on admin.listen {}: {e}",
             config.admin.listen
         ))
     })?;
-    admin_listener
-        .set_nonblocking(true)
-        .map_err(|e| StartError(e.to_string()))?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
@@ -280,6 +277,24 @@ pub fn prepare(
         created_ca,
         rules_source: source,
     })
+}
+
+/// The admin listener, bound with SO_REUSEPORT so that a new process started with
+/// `--upgrade` can bind it while the old one still serves (Pingora hands over only its own
+/// listeners). Outside an upgrade, a plain bind first proves that nobody else holds the
+/// port: a stale instance must not silently share it.
+fn bind_admin(addr: SocketAddr, upgrade: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if !upgrade {
+        drop(TcpListener::bind(addr)?);
+    }
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Trust for upstream certificates: the system roots plus `upstream.ca_file`, written as

@@ -391,6 +391,12 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Ask for a graceful shutdown, as SIGTERM does: the listeners stop and in-flight
+    /// requests get `grace_period_seconds` to finish.
+    pub fn shutdown_graceful(&self) {
+        let _ = self.stop.try_send(ShutdownSignal::GracefulTerminate);
+    }
+
     /// The value of one metric sample, e.g. `permeable_tunnels_total{mode="intercept"}`.
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self.metrics().await;
@@ -448,4 +454,88 @@ pub fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The gateway as a separate process (the real binary), for measurements that must see
+/// the gateway alone, such as its memory.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub proxy: SocketAddr,
+    pub ca_pem: String,
+    _state: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    /// Start `permeable run` with the fixture rules; `resolve` as in `upstream.resolve`.
+    pub async fn start(resolve: &[(&str, SocketAddr)], upstream_ca: &str) -> GatewayProcess {
+        let state = tempfile::tempdir().unwrap();
+        let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let ca_file = state.path().join("upstream-ca.pem");
+        std::fs::write(&ca_file, upstream_ca).unwrap();
+        let mut yaml = format!(
+            "proxy:\n  listen: [\"{proxy}\"]\nadmin:\n  listen: \"{admin}\"\nrules: \"{}\"\nstate_dir: \"{}\"\naudit:\n  output: \"off\"\nthreads: 2\nupstream:\n  ca_file: \"{}\"\n  resolve:\n",
+            fixture_rules().display(),
+            state.path().display(),
+            ca_file.display()
+        );
+        for (k, v) in resolve {
+            yaml.push_str(&format!("    \"{k}\": \"{v}\"\n"));
+        }
+        let config = state.path().join("permeable.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_permeable"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://{admin}/readyz");
+        for _ in 0..500 {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ca_pem = std::fs::read_to_string(state.path().join("ca/ca.crt")).unwrap();
+        GatewayProcess {
+            child,
+            proxy,
+            ca_pem,
+            _state: state,
+        }
+    }
+
+    /// Peak resident memory of the gateway process so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn client(&self, roots: &[&str]) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy)).unwrap())
+            .tls_built_in_root_certs(false)
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(600));
+        for pem in roots {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
