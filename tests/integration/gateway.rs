@@ -543,3 +543,50 @@ async fn transparent_listeners_route_by_sni_and_host() {
     assert_eq!(resp.status(), 200);
     assert_eq!(plain.last().unwrap().path, "/plain");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_run_creates_a_ca_and_falls_back_on_built_in_rules() {
+    // A directory without rules/, like a fresh machine: the built-in copy is used.
+    let cwd = tempfile::tempdir().unwrap();
+    let state = cwd.path().join("state");
+    let (proxy, admin) = (free_port(), free_port());
+    let config = cwd.path().join("permeable.yaml");
+    std::fs::write(
+        &config,
+        format!("proxy:\n  listen: [\"127.0.0.1:{proxy}\"]\nadmin:\n  listen: 127.0.0.1:{admin}\naudit:\n  output: \"off\"\n"),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_permeable"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .current_dir(cwd.path())
+        .env("PERMEABLE_STATE_DIR", &state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = None;
+    for _ in 0..500 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await {
+            if r.status() == 200 {
+                ready = Some(r.json::<serde_json::Value>().await.unwrap());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let ready = ready.expect("the gateway became ready");
+    assert_eq!(ready["rules"]["source"], "built-in rules");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ca = state.join("ca/ca.crt");
+    assert!(ca.exists());
+    assert!(
+        stderr.contains(&format!("created an interception CA at {}", ca.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--cacert"),
+        "says how to trust it: {stderr}"
+    );
+}
