@@ -253,6 +253,13 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| canonical_ip(a.ip()));
 
+        // Ambiguous framing is how requests are smuggled: refused before anything else.
+        if let Some(reason) = framing_error(session.req_header()) {
+            return self
+                .answer_refusal(session, ctx, 400, "bad_request", reason)
+                .await;
+        }
+
         let target = match resolve_target(session, ctx.conn.as_deref()) {
             Ok((target, rewrite)) => {
                 ctx.rewrite_uri = rewrite;
@@ -487,7 +494,7 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -537,9 +544,16 @@ impl ProxyHttp for Gateway {
                     };
                     let action = decision.action;
                     let new_body = decision.body.clone();
+                    let acknowledged = action == Action::Coach
+                        && self.shared.pages.coach_acknowledged(
+                            session.req_header(),
+                            ctx.target.as_ref().map_or("", |t| t.host.as_str()),
+                            decision.rule.as_deref(),
+                        );
+                    ctx.coached_continue = acknowledged;
                     ctx.decision = Some(decision);
                     match action {
-                        Action::Block | Action::Coach => {
+                        Action::Block | Action::Coach if !acknowledged => {
                             // Nothing of the body has left; abort the upstream request.
                             ctx.body = BodyMode::Passthrough;
                             return Err(Error::explain(
@@ -810,6 +824,44 @@ fn content_length(req: &RequestHeader) -> Option<usize> {
     header_str(req, "content-length").and_then(|v| v.trim().parse().ok())
 }
 
+/// Why the body framing of a request is ambiguous, if it is: Content-Length together with
+/// Transfer-Encoding, more than one Content-Length, a Content-Length that is not a plain
+/// number, or a Transfer-Encoding other than a single `chunked`.
+fn framing_error(req: &RequestHeader) -> Option<String> {
+    let lengths: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let codings: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if !lengths.is_empty() && !codings.is_empty() {
+        return Some("a request may not carry both Content-Length and Transfer-Encoding".into());
+    }
+    if lengths.len() > 1 {
+        return Some("more than one Content-Length".into());
+    }
+    if let Some(len) = lengths.first() {
+        let len = len.trim_ascii();
+        if len.is_empty() || len.len() > 19 || !len.iter().all(u8::is_ascii_digit) {
+            return Some("Content-Length is not a number".into());
+        }
+    }
+    if !codings.is_empty() {
+        let chunked =
+            codings.len() == 1 && codings[0].trim_ascii().eq_ignore_ascii_case(b"chunked");
+        if !chunked {
+            return Some("the only Transfer-Encoding accepted in requests is chunked".into());
+        }
+    }
+    None
+}
+
 fn request_has_body(req: &RequestHeader) -> bool {
     req.headers.contains_key(http::header::TRANSFER_ENCODING)
         || content_length(req).is_some_and(|n| n > 0)
@@ -874,6 +926,34 @@ mod tests {
         assert!(!domain_matches("*.x.com", "evilx.com"));
         assert!(domain_matches("x.com", "x.com"));
         assert!(domain_matches(".bank.example", "www.bank.example"));
+    }
+
+    #[test]
+    fn ambiguous_framing() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut r = RequestHeader::build("POST", b"/", None).unwrap();
+            for (k, v) in headers {
+                r.append_header(k.to_string(), *v).unwrap();
+            }
+            r
+        };
+        assert!(framing_error(&req(&[("content-length", "5")])).is_none());
+        assert!(framing_error(&req(&[("transfer-encoding", "Chunked")])).is_none());
+        for bad in [
+            &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
+            &[("content-length", "5"), ("content-length", "5")],
+            &[("content-length", "3, 5")],
+            &[("content-length", "+5")],
+            &[("content-length", "")],
+            &[("content-length", "99999999999999999999")],
+            &[("transfer-encoding", "gzip, chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+        ] {
+            assert!(framing_error(&req(bad)).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

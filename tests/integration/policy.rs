@@ -418,3 +418,48 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_streamed_post_under_coaching_passes_once_acknowledged() {
+    let (_ca, x, gw) = setup().await;
+    let client = gw.intercepting_client();
+    let (body, _) = big_chunked_tweet("BLUEHERON");
+    let resp = client
+        .post(TWEET)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers().get("x-permeable-action").unwrap(), "coach");
+    let ack = client
+        .post("https://x.com/.permeable/continue?rule=coach-codenames&return=%2F")
+        .send()
+        .await
+        .unwrap();
+    let cookie = ack
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (body, len) = big_chunked_tweet("BLUEHERON");
+    let resp = client
+        .post(TWEET)
+        .header("content-type", "application/json")
+        .header("cookie", cookie)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = x.last().unwrap();
+    assert_eq!(got.body.len(), len);
+    assert!(String::from_utf8_lossy(&got.body).contains("BLUEHERON end"));
+}
