@@ -32,11 +32,22 @@ pub struct Answer {
 pub struct Pages {
     config: PagesConfig,
     coach_key: Vec<u8>,
+    /// The latest message of each coach rule, so that the interstitial reached from an API
+    /// call's `continue_url` explains the rule too (messages come from the rule set, never
+    /// from the URL).
+    coach_messages: parking_lot::Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// Coach rules whose messages are remembered at most (a rule set has far fewer).
+const COACH_MESSAGES_MAX: usize = 1024;
 
 impl Pages {
     pub fn new(config: PagesConfig, coach_key: Vec<u8>) -> Pages {
-        Pages { config, coach_key }
+        Pages {
+            config,
+            coach_key,
+            coach_messages: Default::default(),
+        }
     }
 
     /// The answer for a block or coach decision.
@@ -56,11 +67,23 @@ impl Pages {
         let categories = categories(decision);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let coach_url = (action == Action::Coach).then(|| {
-            format!(
+            if let Some(message) = &decision.message {
+                let mut remembered = self.coach_messages.lock();
+                if remembered.len() >= COACH_MESSAGES_MAX && !remembered.contains_key(&rule) {
+                    remembered.clear();
+                }
+                remembered.insert(rule.clone(), message.clone());
+            }
+            let mut url = format!(
                 "https://{host}{COACH_PATH}?rule={}&return={}",
                 pct(&rule),
                 pct(if is_navigation(req) { path } else { "/" })
-            )
+            );
+            if !categories.is_empty() {
+                url.push_str(&format!("&cat={}", pct(&categories.join(","))));
+            }
+            url.push_str(&format!("&id={}", pct(request_id)));
+            url
         });
         let mut headers = vec![
             (
@@ -81,6 +104,8 @@ impl Pages {
                     &categories,
                     request_id,
                     decision.uninspectable.as_deref(),
+                    host,
+                    &BlockedWhat::of(req, &decision.activity),
                 )
             };
             headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
@@ -134,7 +159,7 @@ impl Pages {
                 _ => "The site could not be reached",
             };
             let body = format!(
-                "<p>{}</p><p class=\"meta\">Request id: <code>{}</code></p>",
+                "<p class=\"lead\">{}</p><dl class=\"meta\"><dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd></dl>",
                 esc(reason),
                 esc(request_id)
             );
@@ -187,14 +212,23 @@ impl Pages {
             ret = "/".into(); // only same-site paths: no open redirect
         }
         if path == COACH_PATH {
-            let html = self.coach_page(
-                &rule,
-                "Please take a moment before you continue.",
-                &[],
-                "",
-                host,
-                &ret,
-            );
+            let message = self
+                .coach_messages
+                .lock()
+                .get(&rule)
+                .cloned()
+                .unwrap_or_else(|| "Please take a moment before you continue.".into());
+            // Only category names the page knows are shown; anything else in the URL is not.
+            let categories: Vec<String> = query_param(query, "cat")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|c| known_category(c).is_some())
+                .map(str::to_string)
+                .collect();
+            let request_id = query_param(query, "id")
+                .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .unwrap_or_default();
+            let html = self.coach_page(&rule, &message, &categories, &request_id, host, &ret);
             return Some(Answer {
                 status: 200,
                 headers: vec![
@@ -238,6 +272,7 @@ impl Pages {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn block_page(
         &self,
         rule: &str,
@@ -245,7 +280,10 @@ impl Pages {
         categories: &[String],
         request_id: &str,
         reason: Option<&str>,
+        host: &str,
+        what: &BlockedWhat,
     ) -> String {
+        let content = !categories.is_empty() || reason.is_some();
         let mut body = format!("<p class=\"lead\">{}</p>", esc(message));
         if !categories.is_empty() {
             body.push_str("<h2>What was found</h2><ul>");
@@ -256,13 +294,34 @@ impl Pages {
         }
         if let Some(reason) = reason {
             body.push_str(&format!(
-                "<p>Why the content could not be checked: {}</p>",
+                "<h2>Why it could not be checked</h2><p>{}</p>",
                 esc(reason)
             ));
         }
-        body.push_str("<h2>What you can do</h2><p>Remove the sensitive content and try again. Nothing of this request was sent to the site.</p>");
-        body.push_str(&self.footer(rule, request_id));
-        self.layout("This post was blocked", &body)
+        body.push_str("<h2>What you can do</h2>");
+        let site = esc(host);
+        if !categories.is_empty() {
+            body.push_str(&format!(
+                "<p>Remove the sensitive content and try again. Nothing of this {} was sent to {site}.</p>",
+                what.noun
+            ));
+        } else if content {
+            body.push_str(&format!(
+                "<p>Nothing of this {} was sent to {site}. If you need to send it for your work, contact the helpdesk and quote the request id below.</p>",
+                what.noun
+            ));
+        } else {
+            body.push_str(
+                "<p>This is not available on your organisation's network. If you need it for your work, contact the helpdesk and quote the request id below.</p>",
+            );
+        }
+        body.push_str(&self.footer(rule, request_id, host));
+        let title = if content || !what.page {
+            format!("This {} was blocked", what.noun)
+        } else {
+            "This page is blocked".to_string()
+        };
+        self.layout(&title, &body)
     }
 
     fn coach_page(
@@ -283,73 +342,121 @@ impl Pages {
             body.push_str("</ul>");
         }
         body.push_str(&format!(
-            "<form method=\"post\" action=\"https://{}{CONTINUE_PATH}?rule={}&amp;return={}\">\
-             <button type=\"submit\" autofocus>Continue</button> \
-             <a class=\"secondary\" href=\"javascript:history.back()\">Go back</a></form>\
-             <p class=\"meta\">Continuing is recorded. You will not be asked again for {} minutes on this site.</p>",
-            esc(host),
+            "<h2>If you continue</h2><p>Your request goes to {host} as it is. Continuing is recorded, and you will not be asked again about this for {} minutes on {host}.</p>\
+             <form class=\"actions\" method=\"post\" action=\"https://{host}{CONTINUE_PATH}?rule={}&amp;return={}\">\
+             <button type=\"submit\" autofocus>Continue</button>\
+             <a class=\"secondary\" href=\"javascript:history.back()\">Go back</a></form>",
+            self.config.coach_ttl_minutes,
             esc(&pct(rule)),
             esc(&pct(ret)),
-            self.config.coach_ttl_minutes
+            host = esc(host),
         ));
-        body.push_str(&self.footer(rule, request_id));
+        body.push_str(&self.footer(rule, request_id, host));
         self.layout("Before you continue", &body)
     }
 
-    fn footer(&self, rule: &str, request_id: &str) -> String {
-        let mut f = format!("<p class=\"meta\">Rule: <code>{}</code>", esc(rule));
+    fn footer(&self, rule: &str, request_id: &str, host: &str) -> String {
+        let mut f = String::from("<dl class=\"meta\">");
+        if !host.is_empty() {
+            f.push_str(&format!("<dt>Site</dt><dd>{}</dd>", esc(host)));
+        }
+        f.push_str(&format!("<dt>Rule</dt><dd><code>{}</code></dd>", esc(rule)));
         if !request_id.is_empty() {
             f.push_str(&format!(
-                " · Request id: <code>{}</code> (quote it to the helpdesk)",
+                "<dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd>",
                 esc(request_id)
             ));
         }
-        f.push_str("</p>");
+        f.push_str("</dl>");
         let mut links = Vec::new();
         if let Some(url) = &self.config.policy_url {
-            links.push(format!("<a href=\"{}\">Read the policy</a>", esc(url)));
+            links.push(format!(
+                "<li><a href=\"{}\">Read the policy</a></li>",
+                esc(url)
+            ));
         }
         if let Some(url) = &self.config.help_url {
-            links.push(format!("<a href=\"{}\">Get help</a>", esc(url)));
+            links.push(format!("<li><a href=\"{}\">Get help</a></li>", esc(url)));
         }
         if !links.is_empty() {
-            f.push_str(&format!("<p>{}</p>", links.join(" · ")));
+            f.push_str(&format!(
+                "<nav aria-label=\"Help\"><ul class=\"links\">{}</ul></nav>",
+                links.concat()
+            ));
         }
         f
     }
 
     fn layout(&self, title: &str, body: &str) -> String {
+        // The organisation's name is written next to the logo: the image itself is decorative.
         let logo = self
             .config
             .logo
             .as_deref()
-            .map(|src| {
-                format!(
-                    "<img src=\"{}\" alt=\"{}\" height=\"32\">",
-                    esc(src),
-                    esc(&self.config.organisation)
-                )
-            })
+            .map(|src| format!("<img src=\"{}\" alt=\"\">", esc(src)))
             .unwrap_or_default();
         let accent = sanitize_color(&self.config.accent_color);
+        // Whatever the brand colour, text on it and links in its colour stay readable
+        // (WCAG AA, 4.5:1).
+        let readable_on_white = contrast_with_white(&accent) >= 4.5;
+        let on_accent = if readable_on_white { "#fff" } else { "#1a1a1a" };
+        let link = if readable_on_white {
+            accent.as_str()
+        } else {
+            "#1a1a1a"
+        };
         format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light\"><meta name=\"robots\" content=\"noindex\">\
 <title>{title} — {org}</title><style>\
-:root{{--accent:{accent}}}\
+:root{{--accent:{accent};--on-accent:{on_accent};--link:{link}}}\
+*{{box-sizing:border-box}}\
 body{{margin:0;font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;color:#1a1a1a;background:#f4f5f7}}\
-header{{background:var(--accent);color:#fff;padding:12px 24px;display:flex;gap:12px;align-items:center}}\
+header{{background:var(--accent);color:var(--on-accent);padding:12px 24px;display:flex;gap:12px;align-items:center;font-weight:600}}\
+header img{{height:32px;width:auto;max-width:160px;flex:none}}\
 main{{max-width:640px;margin:32px auto;background:#fff;padding:24px 32px;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15)}}\
-h1{{font-size:1.6rem;margin-top:0}}h2{{font-size:1.1rem;margin-bottom:.25rem}}\
-.lead{{font-size:1.1rem}}.meta{{color:#4a4a4a;font-size:.9rem}}code{{background:#eef0f3;padding:0 4px;border-radius:3px}}\
-button{{background:var(--accent);color:#fff;border:0;padding:10px 20px;border-radius:6px;font-size:1rem;cursor:pointer}}\
-button:focus,a:focus{{outline:3px solid #ffbf47;outline-offset:2px}}a{{color:var(--accent)}}a.secondary{{margin-left:12px}}\
-@media (max-width:480px){{main{{margin:0;border-radius:0;padding:16px}}}}\
+h1{{font-size:1.6rem;line-height:1.25;margin:0 0 .75rem}}h2{{font-size:1.05rem;margin:1.25rem 0 .25rem}}\
+p,ul{{margin:.25rem 0 .75rem}}.lead{{font-size:1.15rem}}\
+.meta{{color:#4a4a4a;font-size:.9rem}}\
+dl.meta{{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:1.5rem 0 .75rem;padding-top:1rem;border-top:1px solid #dde1e6}}\
+dl.meta dt{{font-weight:600}}dl.meta dd{{margin:0;overflow-wrap:anywhere}}\
+code{{background:#eef0f3;padding:0 4px;border-radius:3px;font-size:.95em}}\
+.actions{{display:flex;flex-wrap:wrap;gap:12px 20px;align-items:center;margin:1.25rem 0}}\
+button{{background:var(--accent);color:var(--on-accent);border:0;padding:12px 24px;border-radius:6px;font:inherit;font-weight:600;cursor:pointer;min-height:44px}}\
+a{{color:var(--link)}}a.secondary{{padding:10px 0}}\
+ul.links{{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:4px 20px}}\
+button:focus,a:focus{{outline:3px solid #1a1a1a;outline-offset:3px}}\
+@media (max-width:480px){{header{{padding:12px 16px}}main{{margin:0;border-radius:0;padding:20px 16px;box-shadow:none}}h1{{font-size:1.4rem}}.actions button{{width:100%}}}}\
 </style></head><body><header>{logo}<span>{org} · social media gateway</span></header>\
-<main role=\"main\"><h1>{title}</h1>{body}</main></body></html>",
+<main><h1>{title}</h1>{body}</main></body></html>",
             title = esc(title),
             org = esc(&self.config.organisation),
         )
+    }
+}
+
+/// What a blocked request was, in the employee's words.
+struct BlockedWhat {
+    noun: &'static str,
+    /// A page being opened (GET/HEAD), rather than something being sent.
+    page: bool,
+}
+
+impl BlockedWhat {
+    fn of(req: &RequestHeader, activity: &str) -> BlockedWhat {
+        let page = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        let noun = match activity {
+            "comment" => "comment",
+            "message" => "message",
+            "upload" => "upload",
+            "share" => "share",
+            "login" => "sign-in",
+            "post" => "post",
+            _ if page => "page",
+            _ => "post",
+        };
+        BlockedWhat { noun, page }
     }
 }
 
@@ -396,7 +503,12 @@ fn categories(decision: &Decision) -> Vec<String> {
 }
 
 fn describe_category(c: &str) -> String {
-    let what = match c {
+    format!("{} ({c})", known_category(c).unwrap_or(c))
+}
+
+/// What a category is, in plain words; `None` for a category the pages do not know.
+fn known_category(c: &str) -> Option<&'static str> {
+    Some(match c {
         "pii.credit_card" => "a payment card number",
         "pii.iban" => "a bank account number (IBAN)",
         "pii.us_ssn" => "a US Social Security number",
@@ -413,9 +525,8 @@ fn describe_category(c: &str) -> String {
         "corp.internal_url" => "a link to an internal system",
         "corp.marking" => "a classification marking",
         "corp.codename" => "a confidential project name",
-        other => other,
-    };
-    format!("{what} ({c})")
+        _ => return None,
+    })
 }
 
 pub fn is_navigation(req: &RequestHeader) -> bool {
@@ -490,8 +601,30 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// WCAG contrast ratio of a `#rgb`/`#rrggbb`/`#rrggbbaa` colour against white.
+fn contrast_with_white(c: &str) -> f64 {
+    let hex = c.trim_start_matches('#');
+    let hex: String = match hex.len() {
+        3 | 4 => hex.chars().take(3).flat_map(|ch| [ch, ch]).collect(),
+        _ => hex.chars().take(6).collect(),
+    };
+    let channel = |i: usize| {
+        let v =
+            u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64 / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+    1.05 / (luminance + 0.05)
+}
+
 fn sanitize_color(c: &str) -> String {
-    let ok = c.starts_with('#') && c.len() <= 9 && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    let ok = c.starts_with('#')
+        && matches!(c.len(), 4 | 5 | 7 | 9)
+        && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
     if ok {
         c.to_string()
     } else {
@@ -556,6 +689,115 @@ mod tests {
             .headers
             .iter()
             .any(|(k, v)| k == "location" && v == "/"));
+    }
+
+    fn decision(action: Action, activity: &str, categories: &[&str]) -> Decision {
+        Decision {
+            site: Some("x".into()),
+            activity: activity.into(),
+            action,
+            rule: Some("r1".into()),
+            message: Some("Rule message <b>".into()),
+            matches: vec![],
+            findings: categories
+                .iter()
+                .map(|c| crate::policy::Finding {
+                    category: c.to_string(),
+                    detector: "d".into(),
+                    field: "/text".into(),
+                    start: 0,
+                    end: 1,
+                    value_hash: String::new(),
+                })
+                .collect(),
+            body: None,
+            uninspectable: None,
+            trace: vec![],
+        }
+    }
+
+    fn text(answer: &Answer) -> String {
+        String::from_utf8_lossy(&answer.body).into_owned()
+    }
+
+    #[test]
+    fn block_page_names_what_was_blocked() {
+        let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
+        let nav = [("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+        let area = pages.decision_response(
+            &decision(Action::Block, "message", &[]),
+            "abc123",
+            "x.com",
+            &req("/messages", &nav),
+        );
+        let page = text(&area);
+        assert!(page.contains("<h1>This page is blocked</h1>"), "{page}");
+        assert!(!page.contains("sensitive content"), "{page}");
+        assert!(page.contains("Rule message &lt;b&gt;") && page.contains("abc123"));
+        let mut post = RequestHeader::build("POST", b"/i/api/graphql/a/CreateTweet", None).unwrap();
+        for (k, v) in nav {
+            post.insert_header(k, v).unwrap();
+        }
+        let page = text(&pages.decision_response(
+            &decision(Action::Block, "post", &["secret.aws_access_key"]),
+            "abc123",
+            "x.com",
+            &post,
+        ));
+        assert!(page.contains("<h1>This post was blocked</h1>"), "{page}");
+        assert!(
+            page.contains("an AWS access key") && page.contains("Remove the sensitive content")
+        );
+    }
+
+    #[test]
+    fn coach_interstitial_from_an_api_call_explains_the_rule() {
+        let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
+        let api = req("/i/api", &[("accept", "*/*"), ("sec-fetch-mode", "cors")]);
+        let json: serde_json::Value = serde_json::from_slice(
+            &pages
+                .decision_response(
+                    &decision(Action::Coach, "post", &["corp.codename"]),
+                    "abc123",
+                    "x.com",
+                    &api,
+                )
+                .body,
+        )
+        .unwrap();
+        let url = json["continue_url"].as_str().unwrap();
+        let path = url.strip_prefix("https://x.com").unwrap();
+        let page = text(&pages.coach_continue(&req(path, &[]), "x.com").unwrap());
+        assert!(page.contains("Rule message &lt;b&gt;"), "{page}");
+        assert!(page.contains("a confidential project name"), "{page}");
+        assert!(page.contains("abc123"), "{page}");
+        // Category names the pages do not know are not echoed from the URL.
+        let forged = "/.permeable/coach?rule=r1&cat=%3Cscript%3E,pii.email&id=%3Cx%3E";
+        let page = text(&pages.coach_continue(&req(forged, &[]), "x.com").unwrap());
+        assert!(
+            !page.contains("&lt;script") && !page.contains("<script") && !page.contains("&lt;x"),
+            "{page}"
+        );
+        assert!(page.contains("an email address"));
+    }
+
+    #[test]
+    fn brand_colour_stays_readable() {
+        let light = PagesConfig {
+            accent_color: "#ffd400".into(),
+            ..PagesConfig::default()
+        };
+        let page = Pages::new(light, vec![]).layout("t", "");
+        assert!(
+            page.contains("--on-accent:#1a1a1a;--link:#1a1a1a"),
+            "{page}"
+        );
+        let page = Pages::new(PagesConfig::default(), vec![]).layout("t", "");
+        assert!(page.contains("--on-accent:#fff;--link:#1f4e9c"), "{page}");
+        assert!(contrast_with_white("#000") > 20.0);
+        assert!((contrast_with_white("#fff") - 1.0).abs() < 1e-9);
+        assert_eq!(sanitize_color("#12345"), "#1f4e9c");
+        assert_eq!(sanitize_color("red;}"), "#1f4e9c");
     }
 
     #[test]

@@ -597,7 +597,7 @@ async fn employee_experience_in_chromium() {
     eprintln!("browser: screenshots in {}", artifacts.display());
 }
 
-const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="96" height="32" viewBox="0 0 96 32"><rect width="32" height="32" rx="6" fill="#fff"/><path d="M8 22 16 8l8 14z" fill="#0b5cab"/><text x="40" y="22" font-family="sans-serif" font-size="15" font-weight="700" fill="#fff">Example</text></svg>"##;
+const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="124" height="32" viewBox="0 0 124 32"><rect width="32" height="32" rx="6" fill="#fff"/><path d="M8 22 16 8l8 14z" fill="#0b5cab"/><text x="40" y="22" font-family="sans-serif" font-size="15" font-weight="700" fill="#fff">Example</text></svg>"##;
 
 // ---------------------------------------------------------------------------------------
 // Transparency, with a plain client (no browser needed).
