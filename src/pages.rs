@@ -302,7 +302,8 @@ impl Pages {
         let site = esc(host);
         if !categories.is_empty() {
             body.push_str(&format!(
-                "<p>Remove the sensitive content and try again. Nothing of this {} was sent to {site}.</p>",
+                "<p>Remove the sensitive content and try again. Nothing of this {} was sent to {site}.</p>\
+                 <p><a href=\"javascript:history.back()\">Go back and edit</a></p>",
                 what.noun
             ));
         } else if content {

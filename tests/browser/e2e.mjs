@@ -219,6 +219,32 @@ for (const [label, context] of [['laptop', laptop], ['phone', phone]]) {
   });
 }
 
+for (const [label, context] of [['laptop', laptop], ['phone', phone]]) {
+  await check(`a form post with an AWS key gets the block page (${label})`, null, async () => {
+    const p = await context.newPage();
+    try {
+      await p.goto(`${site}/compose/reply`);
+      await p.fill('#text', 'the deploy key is AKIAIOSFODNN7EXAMPLE');
+      const [resp] = await Promise.all([
+        p.waitForNavigation(),
+        p.click('button[type=submit]'),
+      ]);
+      assert(resp.status() === 403, `status ${resp.status()}`);
+      const headers = await resp.allHeaders();
+      assert(headers['x-permeable-rule'] === 'block-secrets', `rule ${headers['x-permeable-rule']}`);
+      const heading = (await p.textContent('h1')).trim();
+      const text = await p.textContent('main');
+      assert(heading === 'This comment was blocked', `heading: ${heading}`);
+      assert(text.includes('an AWS access key'), `the category is named: ${text}`);
+      assert(!text.includes('AKIAIOSFODNN7EXAMPLE'), 'the value is never shown');
+      await fitsWidth(p);
+      await p.screenshot({ path: path.join(artifacts, `block-post-${label}.png`), fullPage: true });
+    } finally {
+      await p.close();
+    }
+  });
+}
+
 let continueUrl = null;
 await check('coach: the post is held and the page offers to review', page, async () => {
   await page.goto(`${site}/`);

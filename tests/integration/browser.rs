@@ -62,6 +62,7 @@ impl Hit {
 /// |---|---|
 /// | `/` | compose form; posts JSON with `fetch` to `CREATE_TWEET`, shows the outcome |
 /// | `CREATE_TWEET` (POST) | records the post, answers GraphQL-style JSON |
+/// | `/compose/reply` | a script-free reply form (a form POST navigation) |
 /// | `/ws` | a page opening a WebSocket to `/ws/echo` (greets, then echoes) |
 /// | `/upload` | a file upload page; POST `/upload` answers the length and SHA-256 |
 /// | `/messages` | an inbox page (the browser test's rules block it) |
@@ -211,6 +212,12 @@ async fn site_answer(req: Request<Incoming>, state: SiteState) -> Response<Body>
             "application/json",
             r#"{"data":{"create_tweet":{"tweet_results":{"result":{"rest_id":"1"}}}}}"#,
         ),
+        ("GET", "/compose/reply") => respond(200, HTML, REPLY_PAGE),
+        ("POST", "/compose/reply") => respond(
+            200,
+            HTML,
+            "<!doctype html><title>Replied</title><h1>Replied</h1>",
+        ),
         ("GET", "/ws") => respond(200, HTML, WEBSOCKET_PAGE),
         ("GET", "/upload") => respond(200, HTML, UPLOAD_PAGE),
         ("POST", "/upload") => respond(
@@ -355,6 +362,15 @@ document.getElementById('compose').addEventListener('submit', async (event) => {
 });
 </script></body></html>"#;
 
+const REPLY_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Reply / X (test site)</title></head>
+<body><h1>Reply</h1>
+<form method="post" action="/compose/reply">
+  <label for="text">Your reply</label><br>
+  <textarea id="text" name="text" rows="3" cols="50"></textarea><br>
+  <button type="submit">Reply</button>
+</form></body></html>"#;
+
 const WEBSOCKET_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Live / X (test site)</title></head>
 <body><h1>Live</h1><ol id="log"></ol>
@@ -409,19 +425,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The gateway fixture rules plus a navigation-level block: X's direct messages area
-/// (`GET /messages…`) is a `message` activity, blocked by `block-x-messages`.
+/// The gateway fixture rules plus what navigations need: X's direct messages area
+/// (`GET /messages…`) is a `message` activity, blocked by `block-x-messages`; a script-free
+/// reply form (`POST /compose/reply`, form field `text`) is a `comment` activity.
 fn browser_rules(dir: &Path) {
     copy_dir(&fixture_rules(), dir);
     let site = dir.join("sites/x.yaml");
     let text = std::fs::read_to_string(&site).unwrap();
     let view = "  - activity: view\n";
     assert!(text.contains(view), "fixture x.yaml has a view activity");
-    let text = text.replacen(
-        view,
-        &format!("  - activity: message\n    method: GET\n    path: '^/messages(?:/|$)'\n{view}"),
-        1,
-    );
+    const EXTRA: &str = "  - activity: message
+    method: GET
+    path: '^/messages(?:/|$)'
+  - activity: comment
+    method: POST
+    path: '^/compose/reply$'
+    content:
+      - form: text
+";
+    let text = text.replacen(view, &format!("{EXTRA}{view}"), 1);
     std::fs::write(&site, text).unwrap();
     let policy = dir.join("policy.yaml");
     let mut text = std::fs::read_to_string(&policy).unwrap();
@@ -564,6 +586,10 @@ async fn employee_experience_in_chromium() {
             !hit.path.starts_with("/messages"),
             "a blocked navigation never reaches the site"
         );
+        assert!(
+            !(hit.method == "POST" && hit.path == "/compose/reply"),
+            "a blocked form post never reaches the site"
+        );
     }
 
     // HTTP/2 on both legs: the browser's view (from the page), and the site's.
@@ -588,7 +614,14 @@ async fn employee_experience_in_chromium() {
     assert_eq!(uploads[0].body_len, upload_len);
     assert_eq!(uploads[0].body_sha256, upload_sha);
 
-    for shot in ["block-laptop", "block-phone", "coach-laptop", "coach-phone"] {
+    for shot in [
+        "block-laptop",
+        "block-phone",
+        "block-post-laptop",
+        "block-post-phone",
+        "coach-laptop",
+        "coach-phone",
+    ] {
         assert!(
             artifacts.join(format!("{shot}.png")).is_file(),
             "{shot}.png"
