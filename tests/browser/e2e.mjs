@@ -173,9 +173,19 @@ await check('a harmless post is sent', page, async () => {
 });
 
 await check('a post with a card number is sent (masked) and the page shows success', page, async () => {
-  const r = await post(page, 'Refund to 4111 1111 1111 1111 please');
+  const [resp, r] = await Promise.all([
+    page.waitForResponse((x) => x.url().endsWith('/CreateTweet')),
+    post(page, 'Refund to 4111 1111 1111 1111 please'),
+  ]);
   results.sent.card = r.sent;
   assert(r.state === 'posted', `page shows ${r.state}: ${r.shown}`);
+  // The response says what was redacted, for a companion extension or the helpdesk.
+  const headers = await resp.allHeaders();
+  assert(headers['x-permeable-action'] === 'redact', `action ${headers['x-permeable-action']}`);
+  assert(
+    (headers['x-permeable-redacted'] || '').includes('pii.credit_card=1'),
+    `redacted ${headers['x-permeable-redacted']}`,
+  );
 });
 
 await check("a post with an AWS key is refused and the page shows the gateway's message", page, async () => {
