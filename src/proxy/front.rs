@@ -208,9 +208,15 @@ impl Front {
             drop(_conn);
             let read = tokio::time::timeout(timeout, read_head(&mut l4, &mut head)).await;
             let end = match read {
-                Ok(Ok(Some(end))) => end,
-                Ok(Ok(None)) => {
+                Ok(Ok(Head::Complete(end))) => end,
+                Ok(Ok(Head::TooLarge)) => {
                     let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
+                    return;
+                }
+                Ok(Ok(Head::BareLf)) => {
+                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                    let reason = "malformed CONNECT request: lines must end with CRLF";
+                    let _ = respond_plain(&mut l4, 400, reason).await;
                     return;
                 }
                 _ => return,
@@ -425,16 +431,30 @@ async fn read_at_least(l4: &mut L4Stream, buf: &mut Vec<u8>, n: usize) -> std::i
     Ok(true)
 }
 
-/// Read until the end of the request head; `Some(index after the blank line)`,
-/// or `None` when the head exceeds [`MAX_CONNECT_HEAD`].
-async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+/// How reading a CONNECT request head ended.
+enum Head {
+    /// Complete: the index after its blank line.
+    Complete(usize),
+    /// Longer than [`MAX_CONNECT_HEAD`].
+    TooLarge,
+    /// A line ends with a bare LF: framing that peers may read differently.
+    BareLf,
+}
+
+/// Read until the end of the request head.
+async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Head> {
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(Some(pos + 4));
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n");
+        let head = &buf[..end.map_or(buf.len(), |e| e + 4)];
+        if has_bare_lf(head) {
+            return Ok(Head::BareLf);
+        }
+        if let Some(pos) = end {
+            return Ok(Head::Complete(pos + 4));
         }
         if buf.len() > MAX_CONNECT_HEAD {
-            return Ok(None);
+            return Ok(Head::TooLarge);
         }
         let got = l4.read(&mut chunk).await?;
         if got == 0 {
@@ -442,6 +462,13 @@ async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Opti
         }
         buf.extend_from_slice(&chunk[..got]);
     }
+}
+
+/// Whether a line in `head` ends with LF alone.
+pub fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 /// Read one whole TLS record (the ClientHello) without consuming it for good.

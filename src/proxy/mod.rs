@@ -254,7 +254,8 @@ impl ProxyHttp for Gateway {
             .map(|a| canonical_ip(a.ip()));
 
         // Ambiguous framing is how requests are smuggled: refused before anything else.
-        if let Some(reason) = framing_error(session.req_header()) {
+        let raw_head = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Some(reason) = framing_error(raw_head.as_deref(), session.req_header()) {
             return self
                 .answer_refusal(session, ctx, 400, "bad_request", reason)
                 .await;
@@ -824,22 +825,45 @@ fn content_length(req: &RequestHeader) -> Option<usize> {
     header_str(req, "content-length").and_then(|v| v.trim().parse().ok())
 }
 
-/// Why the body framing of a request is ambiguous, if it is: Content-Length together with
-/// Transfer-Encoding, more than one Content-Length, a Content-Length that is not a plain
-/// number, or a Transfer-Encoding other than a single `chunked`.
-fn framing_error(req: &RequestHeader) -> Option<String> {
-    let lengths: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let codings: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+/// Why the framing of a request is ambiguous, if it is: lines ending in a bare LF or
+/// folded, Content-Length together with Transfer-Encoding, more than one Content-Length,
+/// a Content-Length that is not a plain number, or a Transfer-Encoding other than a single
+/// `chunked`. Peers that read such a request differently are how requests are smuggled.
+///
+/// `raw_head` is the HTTP/1 head as received (Pingora drops Content-Length when
+/// Transfer-Encoding is present, so the parsed header alone cannot tell).
+fn framing_error(raw_head: Option<&[u8]>, req: &RequestHeader) -> Option<String> {
+    let mut lengths: Vec<&[u8]> = Vec::new();
+    let mut codings: Vec<&[u8]> = Vec::new();
+    if let Some(raw) = raw_head {
+        if front::has_bare_lf(raw) {
+            return Some("malformed request: lines must end with CRLF".into());
+        }
+        for line in raw.split(|&b| b == b'\n').skip(1) {
+            if line.starts_with(b" ") || line.starts_with(b"\t") {
+                return Some("malformed request: folded header lines are not accepted".into());
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+            if name.eq_ignore_ascii_case(b"content-length") {
+                lengths.push(value);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                codings.push(value);
+            }
+        }
+    } else {
+        let values = |name| {
+            req.headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect::<Vec<_>>()
+        };
+        lengths = values(http::header::CONTENT_LENGTH);
+        codings = values(http::header::TRANSFER_ENCODING);
+    }
     if !lengths.is_empty() && !codings.is_empty() {
         return Some("a request may not carry both Content-Length and Transfer-Encoding".into());
     }
@@ -937,8 +961,8 @@ mod tests {
             }
             r
         };
-        assert!(framing_error(&req(&[("content-length", "5")])).is_none());
-        assert!(framing_error(&req(&[("transfer-encoding", "Chunked")])).is_none());
+        assert!(framing_error(None, &req(&[("content-length", "5")])).is_none());
+        assert!(framing_error(None, &req(&[("transfer-encoding", "Chunked")])).is_none());
         for bad in [
             &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
             &[("content-length", "5"), ("content-length", "5")],
@@ -952,7 +976,22 @@ mod tests {
                 ("transfer-encoding", "chunked"),
             ],
         ] {
-            assert!(framing_error(&req(bad)).is_some(), "{bad:?}");
+            assert!(framing_error(None, &req(bad)).is_some(), "{bad:?}");
+        }
+        let post = req(&[]);
+        let ok = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+        assert!(framing_error(Some(ok), &post).is_none());
+        for bad in [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\nHost: a\n\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            assert!(
+                framing_error(Some(bad), &post).is_some(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
