@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -41,10 +42,23 @@ pub enum ConnMode {
 }
 
 /// What the pipeline needs to know about the connection a request came on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub mode: ConnMode,
     pub client: SocketAddr,
+    /// Request heads the pipeline has received on this connection: lets the front door
+    /// tell a client that is slow to send its head from one whose request is under way.
+    pub heads: AtomicU64,
+}
+
+impl ConnInfo {
+    pub fn new(mode: ConnMode, client: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            mode,
+            client,
+            heads: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Live connections handed to the pipeline, keyed by the kernel's socket cookie.
@@ -59,10 +73,12 @@ impl Connections {
     }
 
     fn register(self: &Arc<Self>, key: u64, info: ConnInfo) -> ConnGuard {
-        self.map.lock().insert(key, Arc::new(info));
+        let info = Arc::new(info);
+        self.map.lock().insert(key, info.clone());
         ConnGuard {
             conns: self.clone(),
             key,
+            info,
         }
     }
 }
@@ -71,6 +87,7 @@ impl Connections {
 struct ConnGuard {
     conns: Arc<Connections>,
     key: u64,
+    info: Arc<ConnInfo>,
 }
 
 impl Drop for ConnGuard {
@@ -147,14 +164,11 @@ impl ServerApp for Front {
         match self.listener {
             Listener::Explicit => self.serve_explicit(l4, client, key, shutdown).await,
             Listener::TransparentHttp => {
-                let _conn = self.shared.connections.register(
-                    key,
-                    ConnInfo {
-                        mode: ConnMode::TransparentHttp,
-                        client,
-                    },
-                );
-                self.run_pipeline(l4, shutdown).await
+                let conn = self
+                    .shared
+                    .connections
+                    .register(key, ConnInfo::new(ConnMode::TransparentHttp, client));
+                self.run_pipeline(l4, &conn.info, shutdown).await
             }
             Listener::TransparentTls => self.serve_transparent_tls(l4, client, key, shutdown).await,
         }
@@ -164,11 +178,51 @@ impl ServerApp for Front {
 
 impl Front {
     /// Serve requests on one connection through the HTTP pipeline until it closes.
-    async fn run_pipeline(&self, stream: Stream, shutdown: &ShutdownWatch) {
+    async fn run_pipeline(&self, stream: Stream, conn: &ConnInfo, shutdown: &ShutdownWatch) {
         let mut stream = stream;
-        while let Some(next) = ServerApp::process_new(&self.http, stream, shutdown).await {
+        while let Some(next) = self.pipeline_once(stream, conn, shutdown).await {
             stream = next;
         }
+    }
+
+    /// One turn of the pipeline (one HTTP/1 request, or a whole HTTP/2 connection). A
+    /// client that has not completed a request head within `proxy.header_timeout_seconds`
+    /// is cut off (slowloris); once the head is in, the request takes the time it needs.
+    async fn pipeline_once(
+        &self,
+        stream: Stream,
+        conn: &ConnInfo,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let before = conn.heads.load(Ordering::Acquire);
+        let started = Instant::now();
+        let turn = ServerApp::process_new(&self.http, stream, shutdown);
+        tokio::pin!(turn);
+        let deadline = tokio::time::sleep(self.header_timeout());
+        tokio::pin!(deadline);
+        let mut armed = true;
+        loop {
+            tokio::select! {
+                next = &mut turn => return next,
+                () = &mut deadline, if armed => {
+                    if conn.heads.load(Ordering::Acquire) != before {
+                        armed = false;
+                    } else {
+                        // Dropping the turn closes the connection.
+                        tracing::info!(
+                            client = %conn.client,
+                            waited_ms = started.elapsed().as_millis() as u64,
+                            "closed: request head not complete within proxy.header_timeout_seconds"
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1))
     }
 
     async fn serve_explicit(
@@ -178,14 +232,11 @@ impl Front {
         key: u64,
         shutdown: &ShutdownWatch,
     ) {
-        let _conn = self.shared.connections.register(
-            key,
-            ConnInfo {
-                mode: ConnMode::ExplicitPlain,
-                client,
-            },
-        );
-        let timeout = Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1));
+        let conn = self
+            .shared
+            .connections
+            .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
+        let timeout = self.header_timeout();
         loop {
             // Enough bytes to tell a CONNECT from anything else.
             let mut head = Vec::with_capacity(1024);
@@ -196,7 +247,7 @@ impl Front {
             }
             if !head.starts_with(b"CONNECT ") {
                 l4.rewind(&head);
-                let Some(next) = ServerApp::process_new(&self.http, l4, shutdown).await else {
+                let Some(next) = self.pipeline_once(l4, &conn.info, shutdown).await else {
                     return;
                 };
                 l4 = match next.into_any().downcast::<L4Stream>() {
@@ -205,7 +256,7 @@ impl Front {
                 };
                 continue;
             }
-            drop(_conn);
+            drop(conn);
             let read = tokio::time::timeout(timeout, read_head(&mut l4, &mut head)).await;
             let end = match read {
                 Ok(Ok(Head::Complete(end))) => end,
@@ -224,7 +275,7 @@ impl Front {
             let leftover = head.split_off(end);
             if !leftover.is_empty() {
                 // A client that sent its ClientHello right behind the CONNECT.
-                l4.rewind(&leftover);
+                let _ = &leftover;
             }
             self.serve_connect(l4, client, key, &head, shutdown).await;
             return;
@@ -293,14 +344,11 @@ impl Front {
                 return;
             }
         };
-        let _conn = self.shared.connections.register(
+        let conn = self.shared.connections.register(
             key,
-            ConnInfo {
-                mode: ConnMode::Intercepted { host, port },
-                client,
-            },
+            ConnInfo::new(ConnMode::Intercepted { host, port }, client),
         );
-        self.run_pipeline(Box::new(tls), shutdown).await;
+        self.run_pipeline(Box::new(tls), &conn.info, shutdown).await;
     }
 
     /// A blind tunnel: never decrypted, bytes copied both ways.
@@ -376,7 +424,7 @@ impl Front {
         key: u64,
         shutdown: &ShutdownWatch,
     ) {
-        let timeout = Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1));
+        let timeout = self.header_timeout();
         let mut hello = Vec::with_capacity(2048);
         let sni = match tokio::time::timeout(timeout, read_client_hello(&mut l4, &mut hello)).await
         {

@@ -248,6 +248,10 @@ impl ProxyHttp for Gateway {
         ctx.policy = Some(policy.clone());
         ctx.conn = front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
             .and_then(|k| shared.connections.get(k));
+        if let Some(conn) = ctx.conn.as_deref() {
+            conn.heads
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
