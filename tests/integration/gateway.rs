@@ -590,3 +590,109 @@ async fn first_run_creates_a_ca_and_falls_back_on_built_in_rules() {
         "says how to trust it: {stderr}"
     );
 }
+
+/// A client stream that sends its CONNECT in the same write as its first TLS bytes (the
+/// ClientHello) and strips the proxy's `200` before TLS reads it.
+struct PipelinedConnect {
+    inner: tokio::net::TcpStream,
+    connect: Option<Vec<u8>>,
+    head_seen: Vec<u8>,
+    head_done: bool,
+}
+
+impl tokio::io::AsyncWrite for PipelinedConnect {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Some(mut pending) = self.connect.take() {
+            pending.extend_from_slice(buf);
+            // One write: CONNECT head and ClientHello in the same segment.
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &pending) {
+                std::task::Poll::Ready(Ok(n)) if n == pending.len() => {
+                    return std::task::Poll::Ready(Ok(buf.len()))
+                }
+                other => panic!("short write in test: {other:?}"),
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl tokio::io::AsyncRead for PipelinedConnect {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        while !self.head_done {
+            let mut byte = [0u8; 1];
+            let mut one = tokio::io::ReadBuf::new(&mut byte);
+            match std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut one) {
+                std::task::Poll::Ready(Ok(())) if one.filled().len() == 1 => {
+                    self.head_seen.push(byte[0]);
+                    if self.head_seen.ends_with(b"\r\n\r\n") {
+                        assert!(
+                            self.head_seen.starts_with(b"HTTP/1.1 200"),
+                            "{}",
+                            String::from_utf8_lossy(&self.head_seen)
+                        );
+                        self.head_done = true;
+                    }
+                }
+                std::task::Poll::Ready(Ok(())) => return std::task::Poll::Ready(Ok(())),
+                other => return other,
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_hello_pipelined_behind_connect_is_not_lost() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sites().await;
+    let gw = gateway_for(&s).await;
+    let tcp = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let stream = PipelinedConnect {
+        inner: tcp,
+        connect: Some(b"CONNECT x.com:443 HTTP/1.1\r\nHost: x.com:443\r\n\r\n".to_vec()),
+        head_seen: Vec::new(),
+        head_done: false,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut gw.ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect("x.com".try_into().unwrap(), stream)
+        .await
+        .expect("handshake succeeds although the ClientHello came with the CONNECT");
+    tls.write_all(b"GET /pipelined HTTP/1.1\r\nHost: x.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert_eq!(s.x.last().unwrap().path, "/pipelined");
+}
