@@ -67,6 +67,8 @@ struct Facts<'a> {
     group: Option<&'a str>,
     findings: &'a [Finding],
     uninspectable: bool,
+    /// Why the body could not be inspected, for `{reason}` in messages.
+    reason: &'a str,
 }
 
 /// Whether `c` holds; on `false`, why not.
@@ -153,7 +155,8 @@ fn rule_matches(rule: &Rule, f: &Facts<'_>) -> Result<String, String> {
 }
 
 /// Fills `{categories}` (the categories of the findings the rule is about, never the
-/// values), `{site}` and `{activity}` in a rule's message.
+/// values), `{site}`, `{activity}` and `{reason}` (why a body was uninspectable) in a
+/// rule's message.
 fn fill_message(message: &str, rule: &Rule, f: &Facts<'_>) -> String {
     let mut cats: Vec<&str> = Vec::new();
     for x in f.findings {
@@ -170,6 +173,7 @@ fn fill_message(message: &str, rule: &Rule, f: &Facts<'_>) -> String {
         .replace("{categories}", &cats.join(", "))
         .replace("{site}", f.site)
         .replace("{activity}", f.activity)
+        .replace("{reason}", f.reason)
 }
 
 fn describe_findings(findings: &[Finding]) -> String {
@@ -340,6 +344,23 @@ pub fn decide(
     if decode_error.is_some() && (carries_content || pending) {
         uninspectable = decode_error.take();
     }
+    if carries_content && uninspectable.is_none() {
+        // Content fields that cannot be read in a binary body (protobuf, an unknown type):
+        // the employee's words may be in it, unseen.
+        if let Some(d) = decoded
+            .as_ref()
+            .filter(|d| matches!(d.kind, decode::BodyKind::Binary))
+        {
+            uninspectable = Some(format!(
+                "{} body cannot be inspected",
+                if d.content_type.is_empty() {
+                    "untyped binary"
+                } else {
+                    d.content_type.as_str()
+                }
+            ));
+        }
+    }
     if uninspectable.is_some() && !(carries_content || pending) {
         // Nothing would have been inspected: the body's absence changes nothing.
         uninspectable = None;
@@ -400,6 +421,7 @@ pub fn decide(
         group: head.group.as_deref(),
         findings: &decision.findings,
         uninspectable: uninspectable.is_some(),
+        reason: uninspectable.as_deref().unwrap_or(""),
     };
     let mut winner: Option<&Rule> = None;
     let mut explicit_uninspectable = false;
