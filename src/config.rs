@@ -476,7 +476,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("c.yaml:3:3: unknown field `lisen`"),
+            err.starts_with("c.yaml:3:3: ") && err.contains("unknown field `lisen`"),
             "{err}"
         );
     }
