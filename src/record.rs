@@ -120,7 +120,14 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         shared.shared_domains.record(domain);
     }
 
-    if decision.action == Action::Allow && decision.matches.is_empty() && !shared.audit.all {
+    // A plain allow is not an audit event, even when an `allow` rule matched it (the pack's
+    // catch-all counts everything); a monitor-mode match is, since that is how a rule is
+    // judged before it is enforced.
+    let monitored = decision
+        .matches
+        .iter()
+        .any(|m| m.mode == crate::policy::Mode::Monitor);
+    if decision.action == Action::Allow && !monitored && !shared.audit.all {
         return;
     }
     let mut categories = std::collections::BTreeMap::new();
