@@ -5,5 +5,6 @@ mod browser;
 mod gateway;
 mod harness;
 mod observability;
+mod pac;
 mod policy;
 mod rule_pack;
