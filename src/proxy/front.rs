@@ -275,7 +275,7 @@ impl Front {
             let leftover = head.split_off(end);
             if !leftover.is_empty() {
                 // A client that sent its ClientHello right behind the CONNECT.
-                let _ = &leftover;
+                l4.rewind(&leftover);
             }
             self.serve_connect(l4, client, key, &head, shutdown).await;
             return;
