@@ -219,3 +219,55 @@ async fn views_pass_and_unknown_api_calls_are_counted_as_unclassified() {
             >= 1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn intercept_all_classifies_unlisted_instances_by_api_shape_and_honours_bypass() {
+    let ca = TestCa::new("upstream test CA");
+    let site = Upstream::start(Some(
+        ca.server_config(&["social.example.net", "bank.example"]),
+    ))
+    .await;
+    let mut b = GatewayBuilder::new()
+        .upstream_ca(&ca.pem)
+        .resolve("social.example.net:443", site.addr)
+        .resolve("bank.example:443", site.addr);
+    b.config.rules = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"));
+    b.config.proxy.intercept = permeable::config::InterceptMode::All;
+    b.config.proxy.bypass = vec!["bank.example".into()];
+    let gw = b.start().await;
+
+    // A Mastodon instance the catalogue does not list: recognised by its API.
+    let resp = gw
+        .intercepting_client()
+        .post("https://social.example.net/api/v1/statuses")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("status=card+4111+1111+1111+1111+ok&visibility=public")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get("x-permeable-action").unwrap(), "redact");
+    let got = String::from_utf8_lossy(&site.last().unwrap().body).into_owned();
+    assert!(!got.contains("4111+1111+1111+1111"), "{got}");
+    assert!(
+        gw.metric("permeable_requests_total{site=\"mastodon\",activity=\"post\",action=\"redact\"")
+            .await
+            >= 1.0
+    );
+
+    // A bypassed domain is tunnelled blind: the client sees the site's own certificate.
+    assert!(gw
+        .intercepting_client()
+        .get("https://bank.example/")
+        .send()
+        .await
+        .is_err());
+    let resp = gw
+        .client(&[&ca.pem])
+        .get("https://bank.example/account")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(site.last().unwrap().path, "/account");
+}
