@@ -9,21 +9,11 @@ use crate::policy::{Action, UNCLASSIFIED};
 use crate::proxy::{RequestCtx, Shared};
 
 pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
-    let policy = shared.policy.load();
     let class = ctx.head.as_ref().and(ctx.class_ref());
-    let site = class.and_then(|c| c.site.as_deref()).unwrap_or("other");
-    let site = if site == "other" {
-        site
-    } else {
-        metrics::label_or_other(
-            site,
-            &policy
-                .sites()
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>(),
-        )
-    };
+    // Site ids come from the compiled catalogue: a bounded set by construction.
+    let site = class
+        .and_then(|c| c.site.as_deref())
+        .unwrap_or(metrics::OTHER);
     let decision = ctx.decision.as_ref();
     let activity = decision
         .map(|d| d.activity.as_str())
@@ -39,43 +29,17 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         (None, Some(_)) => "refused",
         (None, None) => "allow",
     };
-    let group_label = match ctx.client_ip() {
-        Some(ip) if ctx.group != "unknown" => {
-            let configured: Vec<&str> = shared
-                .config
-                .clients
-                .groups
-                .keys()
-                .map(|s| s.as_str())
-                .collect();
-            if configured.contains(&ctx.group.as_str())
-                || shared
-                    .config
-                    .clients
-                    .identity
-                    .trusted
-                    .iter()
-                    .any(|n| n.contains(&ip))
-            {
-                shared.groups.label(&ctx.group, ip).to_string()
-            } else {
-                "unknown".to_string()
-            }
-        }
-        _ => "unknown".to_string(),
-    };
-    let group_label = if group_label != "unknown"
-        && group_label != metrics::SUPPRESSED
-        && !shared.config.clients.groups.contains_key(&group_label)
-    {
-        // A group named by a trusted identity header but not configured: bounded as other.
-        metrics::OTHER.to_string()
-    } else {
-        group_label
+    // Groups: configured names only (a trusted identity header naming another group
+    // counts as `other`), and `suppressed` while too few clients make them up.
+    let group_label: &str = match ctx.client_ip() {
+        Some(_) if ctx.group == "unknown" => "unknown",
+        Some(_) if !shared.config.clients.groups.contains_key(&ctx.group) => metrics::OTHER,
+        Some(ip) => shared.groups.label(&ctx.group, ip),
+        None => "unknown",
     };
 
     metrics::REQUESTS_TOTAL
-        .with_label_values(&[site, activity, action, &group_label])
+        .with_label_values(&[site, activity, action, group_label])
         .inc();
     metrics::REQUEST_DURATION_SECONDS
         .with_label_values(&[site])
