@@ -7,4 +7,5 @@ mod harness;
 mod observability;
 mod pac;
 mod policy;
+mod reliability;
 mod rule_pack;
