@@ -696,3 +696,76 @@ async fn client_hello_pipelined_behind_connect_is_not_lost() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     assert_eq!(s.x.last().unwrap().path, "/pipelined");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn binary_upgrade_hands_over_without_failing_a_request() {
+    let plain = Upstream::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let config = dir.path().join("permeable.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "proxy:\n  listen: [\"127.0.0.1:{proxy}\"]\nadmin:\n  listen: 127.0.0.1:{admin}\nrules: \"{}\"\nstate_dir: \"{}\"\naudit:\n  output: \"off\"\ngrace_period_seconds: 1\nupstream:\n  resolve:\n    \"x.com:80\": \"{}\"\n",
+            fixture_rules().display(),
+            dir.path().join("state").display(),
+            plain.addr
+        ),
+    )
+    .unwrap();
+    let start = |upgrade: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_permeable"));
+        cmd.args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null());
+        if upgrade {
+            cmd.arg("--upgrade");
+        }
+        cmd.spawn().unwrap()
+    };
+    let mut old = start(false);
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    for _ in 0..500 {
+        if reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(format!("http://127.0.0.1:{proxy}")).unwrap())
+        .build()
+        .unwrap();
+    let traffic = tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, 0);
+        for i in 0..400 {
+            match client.get(format!("http://x.com/upgrade/{i}")).send().await {
+                Ok(r) if r.status() == 200 => ok += 1,
+                _ => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (ok, failed)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The new binary waits for the listening sockets; SIGQUIT makes the old one hand them over.
+    let mut new = start(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    unsafe { libc::kill(old.id() as i32, libc::SIGQUIT) };
+    let status = tokio::task::spawn_blocking(move || old.wait().unwrap())
+        .await
+        .unwrap();
+    let (ok, failed) = traffic.await.unwrap();
+    let still_serving = new.try_wait().unwrap().is_none();
+    let _ = new.kill();
+    let _ = new.wait();
+    assert!(
+        status.success(),
+        "the old process exits cleanly after the hand-over"
+    );
+    assert!(still_serving, "the new process serves after the hand-over");
+    assert_eq!(
+        (ok, failed),
+        (400, 0),
+        "no request failed during the upgrade"
+    );
+}
