@@ -539,6 +539,12 @@ pub fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String>
     if positions.is_empty() {
         return Err("multipart boundary not found".into());
     }
+    // Whatever follows the last delimiter is only the epilogue when that delimiter closes
+    // the body (`--boundary--`); otherwise a part is cut off, unread.
+    let last = positions[positions.len() - 1] + d.len();
+    if !body[last..].starts_with(b"--") {
+        return Err("multipart body without its closing boundary".into());
+    }
     let mut parts = Vec::new();
     for w in positions.windows(2) {
         let (a, b) = (w[0] + d.len(), w[1]);
