@@ -120,17 +120,50 @@ impl Reloader {
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let watcher = watch_dir(dir, tx);
+        let dir = dir.clone();
         let me = self.clone();
         tokio::spawn(async move {
             let _keep = watcher;
             while rx.recv().await.is_some() {
-                // Editors write in several steps: wait for the burst to end.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                while rx.try_recv().is_ok() {}
+                // Editors and `cp` write in several steps: wait until the files have stopped
+                // changing, so that a half-written file is never compiled (a truncated rule
+                // set can be valid YAML and silently drop rules).
+                let mut seen = None;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    while rx.try_recv().is_ok() {}
+                    let now = fingerprint(&dir);
+                    if seen.as_ref() == Some(&now) {
+                        break;
+                    }
+                    seen = Some(now);
+                }
                 let _ = me.reload("rules changed").await;
             }
         });
     }
+}
+
+/// Names, sizes and modification times of every file under `dir`: equal fingerprints a
+/// few hundred milliseconds apart mean nobody is writing.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => out.push((path, m.len(), m.modified().ok())),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn watch_dir(

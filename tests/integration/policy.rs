@@ -463,3 +463,81 @@ async fn large_streamed_post_under_coaching_passes_once_acknowledged() {
     assert_eq!(got.body.len(), len);
     assert!(String::from_utf8_lossy(&got.body).contains("BLUEHERON end"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn editing_the_rules_directory_reloads_by_itself() {
+    let ca = TestCa::new("upstream test CA");
+    let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
+    let rules = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_rules(), rules.path());
+    let mut b = GatewayBuilder::new()
+        .resolve("x.com:443", x.addr)
+        .upstream_ca(&ca.pem);
+    b.config.rules = Some(rules.path().to_path_buf());
+    let gw = b.start().await;
+    let before: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Written slowly, in two steps, as an editor or a copy might: the first step alone is
+    // valid YAML that lacks a rule, and must never go live.
+    let policy = rules.path().join("policy.yaml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("    action: coach\n", "    action: block\n");
+    let cut = text.find("  - id: coach-codenames").unwrap();
+    let (head, tail) = text.split_at(cut);
+    let post = || async {
+        let resp = gw
+            .intercepting_client()
+            .post(TWEET)
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .body(tweet("BLUEHERON"))
+            .send()
+            .await
+            .unwrap();
+        resp.headers()
+            .get("x-permeable-action")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    std::fs::write(&policy, head).unwrap();
+    let writer = {
+        let (policy, full) = (policy.clone(), format!("{head}{tail}"));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            std::fs::write(&policy, full).unwrap();
+        })
+    };
+    while !writer.is_finished() {
+        assert_eq!(post().await, "coach", "a half-written rule set went live");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let mut action = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        action = post().await;
+        if action == "block" {
+            break;
+        }
+        assert_eq!(
+            action, "coach",
+            "never anything but the old or the new rules"
+        );
+    }
+    assert_eq!(
+        action, "block",
+        "the edited rules went live without a signal or an API call"
+    );
+    let after: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(before["rules"]["version"], after["rules"]["version"]);
+    assert!(after["rules"]["last_reload_error"].is_null(), "{after}");
+}
