@@ -85,6 +85,7 @@ impl Audit {
         if let Some(w) = sink.as_mut() {
             if let Err(e) = w.write_all(&line).and_then(|_| w.flush()) {
                 tracing::error!(error = %e, "cannot write the audit event");
+                crate::metrics::AUDIT_WRITE_ERRORS_TOTAL.inc();
             }
         }
     }

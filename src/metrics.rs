@@ -267,6 +267,15 @@ pub static CERTIFICATE_CACHE_MISSES_TOTAL: LazyLock<IntCounter> = LazyLock::new(
     )
 });
 
+/// Audit events that could not be written (a full disk, a closed pipe): the decisions
+/// still apply, but the trail has a hole.
+pub static AUDIT_WRITE_ERRORS_TOTAL: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "permeable_audit_write_errors_total",
+        "Audit events that could not be written.",
+    )
+});
+
 /// Domains of links shared in posts, bounded by [`SharedDomains`].
 pub static SHARED_LINK_DOMAINS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
@@ -297,6 +306,7 @@ pub fn register_all() {
     LazyLock::force(&CERTIFICATES_MINTED_TOTAL);
     LazyLock::force(&CERTIFICATE_CACHE_HITS_TOTAL);
     LazyLock::force(&CERTIFICATE_CACHE_MISSES_TOTAL);
+    LazyLock::force(&AUDIT_WRITE_ERRORS_TOTAL);
     LazyLock::force(&SHARED_LINK_DOMAINS_TOTAL);
     for result in RELOAD_RESULTS {
         RULES_RELOADS_TOTAL.with_label_values(&[result]);

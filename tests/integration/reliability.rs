@@ -1137,6 +1137,10 @@ async fn a_full_audit_disk_does_not_stop_decisions() {
         assert_eq!(resp.status(), 200, "allowed posts still pass");
     }
     assert_eq!(x.count(), 3);
+    assert!(
+        gw.metric("permeable_audit_write_errors_total").await >= 1.0,
+        "failed audit writes are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
