@@ -37,7 +37,7 @@ fn usage() -> ! {
          \x20        [--cacert FILE]... [--host H] [--method M] [--path P] [--body FILE]\n\
          \x20        [--alt-body FILE --alt-every N] [--content-type T] [--upload-mib N]\n\
          \x20        [-c CONNS] [-d SECS] [-n REQUESTS] [--rate REQ_PER_S] [--warmup SECS]\n\
-         \x20        [--handshake-only] [--label L]\n\
+         \x20        [--handshake-only [--no-verify]] [--label L]\n\
          \x20      loadgen serve --listen IP:PORT [--cert FILE --key FILE]"
     );
     std::process::exit(2)
@@ -64,6 +64,7 @@ struct Opts {
     rate: Option<f64>,
     warmup: Duration,
     handshake_only: bool,
+    no_verify: bool,
     label: String,
 }
 
@@ -88,6 +89,7 @@ fn parse_run(args: &[String]) -> Opts {
         rate: None,
         warmup: Duration::from_secs(1),
         handshake_only: false,
+        no_verify: false,
         label: String::new(),
     };
     let mut it = args.iter();
@@ -118,6 +120,7 @@ fn parse_run(args: &[String]) -> Opts {
                 o.warmup = Duration::from_secs_f64(val().parse().unwrap_or_else(|_| usage()))
             }
             "--handshake-only" => o.handshake_only = true,
+            "--no-verify" => o.no_verify = true,
             "--label" => o.label = val(),
             _ => usage(),
         }
@@ -125,12 +128,57 @@ fn parse_run(args: &[String]) -> Opts {
     o
 }
 
-fn tls_config(cacerts: &[PathBuf]) -> Arc<rustls::ClientConfig> {
+/// Accepts any server certificate without checking it: only for `--handshake-only
+/// --no-verify`, where the client must outrun the server on one CPU. Verifying costs the
+/// client two ECDSA verifications per handshake, as much as the server's whole share;
+/// skipping them leaves the server's work (key exchange, signature, minting) unchanged.
+/// The certificates the gateway mints are verified by every other scenario.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(cacerts: &[PathBuf], no_verify: bool) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for path in cacerts {
         let pem = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            roots.add(cert.expect("PEM certificate")).expect("usable CA");
+            roots
+                .add(cert.expect("PEM certificate"))
+                .expect("usable CA");
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -140,6 +188,12 @@ fn tls_config(cacerts: &[PathBuf]) -> Arc<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if no_verify {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(NoVerify(provider)));
+    }
     // Every connection is a full handshake: the handshake scenario measures the server's
     // work, not session resumption.
     config.resumption = rustls::client::Resumption::disabled();
@@ -249,9 +303,7 @@ impl Conn {
                     && v.to_ascii_lowercase().contains("chunked")
                 {
                     framing = Framing::Chunked;
-                } else if k.eq_ignore_ascii_case("connection")
-                    && v.eq_ignore_ascii_case("close")
-                {
+                } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
                     close = true;
                 }
             }
@@ -434,7 +486,11 @@ impl Shared {
         let host = o
             .host
             .clone()
-            .or_else(|| o.connect.clone().map(|a| a.trim_end_matches(":443").to_string()))
+            .or_else(|| {
+                o.connect
+                    .clone()
+                    .map(|a| a.trim_end_matches(":443").to_string())
+            })
             .unwrap_or_else(|| o.target.to_string());
         let mut h = format!(
             "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: permeable-loadgen\r\nAccept: */*\r\n",
@@ -550,7 +606,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn run(opts: Opts) {
-    let tls = tls_config(&opts.cacerts);
+    let tls = tls_config(&opts.cacerts, opts.no_verify);
     let started = Instant::now();
     let warmup = if opts.requests.is_some() {
         Duration::ZERO
@@ -667,8 +723,7 @@ async fn serve(args: &[String]) {
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
-                if c.io.write_all(resp.as_bytes()).await.is_err() || c.io.flush().await.is_err()
-                {
+                if c.io.write_all(resp.as_bytes()).await.is_err() || c.io.flush().await.is_err() {
                     return;
                 }
             }
