@@ -769,3 +769,84 @@ async fn binary_upgrade_hands_over_without_failing_a_request() {
         "no request failed during the upgrade"
     );
 }
+
+/// Current resident memory of a process, in KiB.
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_thousand_idle_connections_stay_cheap_and_served() {
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let plain = Upstream::start(None).await;
+    let gw = GatewayProcess::start(&[("x.com:80", plain.addr)], "").await;
+    let pid = gw.child.id();
+    let proxy = gw.proxy;
+    let one = |i: usize| async move {
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let req = format!("GET http://x.com/idle/{i} HTTP/1.1\r\nHost: x.com\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
+            let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+        s
+    };
+    // Warm up, then measure.
+    let warm: Vec<_> = futures_util::stream::iter(0..100)
+        .map(one)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_of(pid);
+    let idle: usize = std::env::var("PERMEABLE_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let conns: Vec<_> = futures_util::stream::iter(0..idle)
+        .map(one)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(conns.len(), idle);
+    let after = rss_of(pid);
+    // Steady traffic while they idle.
+    let client = gw.client(&[]);
+    let mut statuses = Vec::new();
+    for i in 0..200 {
+        statuses.push(
+            client
+                .get(format!("http://x.com/steady/{i}"))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16()),
+        );
+    }
+    assert!(statuses.iter().all(|s| *s == 200));
+    let per_conn = after.saturating_sub(before) as f64 / idle as f64;
+    eprintln!(
+        "{idle} idle keep-alive connections: gateway RSS {} MiB -> {} MiB ({per_conn:.1} KiB per connection); 200 requests alongside all succeeded",
+        before / 1024,
+        after / 1024
+    );
+    // Pingora gives each downstream connection a 64 KiB read buffer.
+    assert!(per_conn < 96.0, "{per_conn:.1} KiB per idle connection");
+    drop(conns);
+}

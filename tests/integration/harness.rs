@@ -474,10 +474,14 @@ impl GatewayProcess {
         let ca_file = state.path().join("upstream-ca.pem");
         std::fs::write(&ca_file, upstream_ca).unwrap();
         let mut yaml = format!(
-            "proxy:\n  listen: [\"{proxy}\"]\nadmin:\n  listen: \"{admin}\"\nrules: \"{}\"\nstate_dir: \"{}\"\naudit:\n  output: \"off\"\nthreads: 2\nupstream:\n  ca_file: \"{}\"\n  resolve:\n",
+            "proxy:\n  listen: [\"{proxy}\"]\nadmin:\n  listen: \"{admin}\"\nrules: \"{}\"\nstate_dir: \"{}\"\naudit:\n  output: \"off\"\nthreads: 2\nupstream:\n{}  resolve:\n",
             fixture_rules().display(),
             state.path().display(),
-            ca_file.display()
+            if upstream_ca.is_empty() {
+                String::new()
+            } else {
+                format!("  ca_file: \"{}\"\n", ca_file.display())
+            }
         );
         for (k, v) in resolve {
             yaml.push_str(&format!("    \"{k}\": \"{v}\"\n"));
