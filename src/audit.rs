@@ -23,6 +23,8 @@ pub struct Audit {
 pub struct AuditEvent<'a> {
     pub time: String,
     pub request_id: &'a str,
+    /// The rule set that decided this request (a reload never changes it mid-request).
+    pub rules_version: &'a str,
     pub client: Option<String>,
     pub user: Option<&'a str>,
     pub group: &'a str,

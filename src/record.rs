@@ -101,6 +101,7 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
     let event = AuditEvent {
         time: humantime_now(),
         request_id: &ctx.id,
+        rules_version: ctx.rules_version(),
         client: ctx.client_ip().map(|ip| ip.to_string()),
         user: ctx.user.as_deref(),
         group: &ctx.group,

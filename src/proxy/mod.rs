@@ -179,6 +179,10 @@ impl RequestCtx {
     pub fn bytes_up(&self) -> usize {
         self.bytes_up
     }
+    /// Version of the rule set this request was decided with.
+    pub fn rules_version(&self) -> &str {
+        self.policy.as_deref().map_or("", |p| p.version())
+    }
     pub fn coached_continue(&self) -> bool {
         self.coached_continue
     }

@@ -72,6 +72,16 @@ async fn audit_trail_records_decisions_but_never_the_content() {
     assert_eq!(blocked["group"], "engineering");
     assert_eq!(blocked["categories"]["secret.aws_access_key"], 1);
     assert_eq!(blocked["client"], "127.0.0.1");
+    let live: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        blocked["rules_version"], live["rules"]["version"],
+        "the deciding rule set is named"
+    );
     let hash = blocked["value_hashes"][0]["hash"].as_str().unwrap();
     assert!(hash.len() >= 16);
     // The same secret posted twice correlates through its keyed hash.
