@@ -152,6 +152,13 @@ fn bench_decision(c: &mut Criterion) {
             black_box(policy.decide(&head, &class, Some(black_box(&body))))
         })
     });
+    // What the proxy runs: the same decision without the human-readable trace.
+    g.bench_function("create_tweet_2KiB_untraced", |b| {
+        b.iter(|| {
+            let class = policy.classify(black_box(&head));
+            black_box(policy.decide_untraced(&head, &class, Some(black_box(&body))))
+        })
+    });
     g.finish();
 }
 

@@ -254,13 +254,32 @@ pub fn scan_body(policy: &Policy, content_type: &str, body: &[u8]) -> Result<Vec
     Ok(to_findings(policy, &fields, &matches))
 }
 
+/// The human-readable steps of a decision, recorded only when someone will read them
+/// (`explain`, `test`); the proxy's decisions skip the formatting.
+struct Trace {
+    on: bool,
+    lines: Vec<String>,
+}
+
+impl Trace {
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.on {
+            self.lines.push(line());
+        }
+    }
+}
+
 pub fn decide(
     policy: &Policy,
     head: &RequestHead,
     class: &Classification,
     body: Option<&[u8]>,
+    traced: bool,
 ) -> Decision {
-    let mut trace = Vec::new();
+    let mut trace = Trace {
+        on: traced,
+        lines: Vec::new(),
+    };
     let mut decision = Decision {
         site: None,
         activity: UNCLASSIFIED.to_string(),
@@ -280,19 +299,18 @@ pub fn decide(
     {
         Some(s) => s,
         None => {
-            trace.push(format!(
-                "host {}: not a catalogue site; allowed untouched",
-                head.host
-            ));
-            decision.trace = trace;
+            trace.push(|| {
+                format!(
+                    "host {}: not a catalogue site; allowed untouched",
+                    head.host
+                )
+            });
+            decision.trace = trace.lines;
             return decision;
         }
     };
     decision.site = Some(site.id.clone());
-    trace.push(format!(
-        "site: {} ({}) for host {}",
-        site.id, site.name, head.host
-    ));
+    trace.push(|| format!("site: {} ({}) for host {}", site.id, site.name, head.host));
 
     // The body: unavailable, decodable, or not.
     let mut uninspectable: Option<String> = None;
@@ -330,15 +348,17 @@ pub fn decide(
         .map(|a| a.name.clone())
         .unwrap_or_else(|| UNCLASSIFIED.to_string());
     let pending = classify::classify_head(&site.activities, head).pending_body;
-    trace.push(format!(
-        "activity: {}{}",
-        decision.activity,
-        if pending {
-            " (decided with the body)"
-        } else {
-            ""
-        }
-    ));
+    trace.push(|| {
+        format!(
+            "activity: {}{}",
+            decision.activity,
+            if pending {
+                " (decided with the body)"
+            } else {
+                ""
+            }
+        )
+    });
 
     let carries_content = activity.is_some_and(|a| a.carries_content());
     if decode_error.is_some() && (carries_content || pending) {
@@ -374,44 +394,47 @@ pub fn decide(
             fields = decode::extract_fields(d, &a.content);
             if let decode::BodyKind::Multipart(parts) = &d.kind {
                 for p in parts.iter().filter(|p| p.text.is_none()) {
-                    trace.push(format!(
-                        "file part {:?} ({}, {} bytes) not inspected",
-                        p.filename.as_deref().unwrap_or(&p.name),
-                        p.content_type.as_deref().unwrap_or("no type"),
-                        p.end - p.start
-                    ));
+                    trace.push(|| {
+                        format!(
+                            "file part {:?} ({}, {} bytes) not inspected",
+                            p.filename.as_deref().unwrap_or(&p.name),
+                            p.content_type.as_deref().unwrap_or("no type"),
+                            p.end - p.start
+                        )
+                    });
                 }
             }
             if matches!(d.kind, decode::BodyKind::Binary) {
-                trace.push(format!(
-                    "binary body ({}, {} bytes) not inspected",
-                    d.content_type,
-                    d.raw.len()
-                ));
+                trace.push(|| {
+                    format!(
+                        "binary body ({}, {} bytes) not inspected",
+                        d.content_type,
+                        d.raw.len()
+                    )
+                });
             }
             matches = scan_fields(policy, &fields);
-            trace.push(format!(
-                "inspected {} field(s): {}",
-                fields.len(),
-                fields
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            trace.push(|| {
+                format!(
+                    "inspected {} field(s): {}",
+                    fields.len(),
+                    fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
         }
     }
     decision.findings = to_findings(policy, &fields, &matches);
     if !decision.findings.is_empty() {
-        trace.push(format!(
-            "findings: {}",
-            describe_findings(&decision.findings)
-        ));
+        trace.push(|| format!("findings: {}", describe_findings(&decision.findings)));
     } else if !fields.is_empty() {
-        trace.push("findings: none".into());
+        trace.push(|| "findings: none".into());
     }
     if let Some(u) = &uninspectable {
-        trace.push(format!("uninspectable: {u}"));
+        trace.push(|| format!("uninspectable: {u}"));
     }
 
     // Rules.
@@ -434,10 +457,7 @@ pub fn decide(
                 } else {
                     ""
                 };
-                trace.push(format!(
-                    "rule {}: matched ({why}) → {}{tag}",
-                    rule.id, rule.action
-                ));
+                trace.push(|| format!("rule {}: matched ({why}) → {}{tag}", rule.id, rule.action));
                 decision.matches.push(RuleMatch {
                     id: rule.id.clone(),
                     action: rule.action,
@@ -455,7 +475,7 @@ pub fn decide(
                     }
                 }
             }
-            Err(why) => trace.push(format!("rule {}: not matched ({why})", rule.id)),
+            Err(why) => trace.push(|| format!("rule {}: not matched ({why})", rule.id)),
         }
     }
     if let Some(w) = winner {
@@ -473,10 +493,12 @@ pub fn decide(
                 action: policy.opts.on_uninspectable,
                 mode: Mode::Enforce,
             });
-            trace.push(format!(
+            trace.push(|| {
+                format!(
                 "rule {UNINSPECTABLE_RULE}: matched (no rule speaks for uninspectable bodies) → {}",
                 policy.opts.on_uninspectable
-            ));
+            )
+            });
         }
     }
 
@@ -491,14 +513,14 @@ pub fn decide(
             &redact_rules,
         ) {
             Ok(Some(bytes)) => {
-                trace.push(format!("redacted body: {} bytes", bytes.len()));
+                trace.push(|| format!("redacted body: {} bytes", bytes.len()));
                 decision.body = Some(bytes);
             }
             Ok(None) => {
-                trace.push("redact: no finding to rewrite; body forwarded unchanged".into())
+                trace.push(|| "redact: no finding to rewrite; body forwarded unchanged".into())
             }
             Err(e) => {
-                trace.push(format!("redaction impossible ({e}); blocking instead"));
+                trace.push(|| format!("redaction impossible ({e}); blocking instead"));
                 decision.action = Action::Block;
                 if decision.message.is_none() {
                     decision.message = Some(format!("This request could not be redacted: {e}."));
@@ -508,14 +530,14 @@ pub fn decide(
     }
 
     match &decision.rule {
-        Some(r) => trace.push(format!(
+        Some(r) => trace.push(|| format!(
             "decision: {} by rule {r} (the strictest enforced action; ties go to the first rule in policy.yaml)",
             decision.action
         )),
-        None => trace.push("decision: allow (no enforced rule matched)".into()),
+        None => trace.push(|| "decision: allow (no enforced rule matched)".into()),
     }
     decision.uninspectable = uninspectable;
-    decision.trace = trace;
+    decision.trace = trace.lines;
     decision
 }
 
@@ -594,6 +616,41 @@ mod tests {
         match Policy::load(&dir, opts) {
             Ok(p) => p,
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn untraced_decisions_are_the_same_decisions() {
+        let policy = fixture(&EngineOptions::default());
+        let head = tweet_head(&[]);
+        let class = policy.classify(&head);
+        for text in [
+            "hello",
+            "card 4111 1111 1111 1111",
+            "AKIAIOSFODNN7EXAMPLE",
+            "BLUEHERON",
+        ] {
+            let body = format!(r#"{{"variables":{{"tweet_text":"{text}"}}}}"#);
+            let traced = policy.decide(&head, &class, Some(body.as_bytes()));
+            let quick = policy.decide_untraced(&head, &class, Some(body.as_bytes()));
+            assert!(!traced.trace.is_empty() && quick.trace.is_empty());
+            assert_eq!(
+                (
+                    traced.action,
+                    &traced.rule,
+                    &traced.matches,
+                    &traced.findings,
+                    &traced.body
+                ),
+                (
+                    quick.action,
+                    &quick.rule,
+                    &quick.matches,
+                    &quick.findings,
+                    &quick.body
+                ),
+                "{text}"
+            );
         }
     }
 

@@ -429,7 +429,18 @@ impl Policy {
         class: &Classification,
         body: Option<&[u8]>,
     ) -> Decision {
-        evaluate::decide(self, head, class, body)
+        evaluate::decide(self, head, class, body, true)
+    }
+
+    /// The same decision without its human-readable trace (`Decision::trace` stays
+    /// empty): what the proxy asks on every request, where nobody reads the trace.
+    pub fn decide_untraced(
+        &self,
+        head: &RequestHead,
+        class: &Classification,
+        body: Option<&[u8]>,
+    ) -> Decision {
+        evaluate::decide(self, head, class, body, false)
     }
 
     /// Runs every detector over one text (the field is named `text`).
