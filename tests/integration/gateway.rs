@@ -770,18 +770,6 @@ async fn binary_upgrade_hands_over_without_failing_a_request() {
     );
 }
 
-/// Current resident memory of a process, in KiB.
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_thousand_idle_connections_stay_cheap_and_served() {
     use futures_util::StreamExt;
@@ -815,7 +803,7 @@ async fn five_thousand_idle_connections_stay_cheap_and_served() {
         .await;
     drop(warm);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = rss_of(pid);
+    let before = proc_status_kib(&pid.to_string(), "VmRSS:");
     let idle: usize = std::env::var("PERMEABLE_IDLE_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -826,7 +814,7 @@ async fn five_thousand_idle_connections_stay_cheap_and_served() {
         .collect()
         .await;
     assert_eq!(conns.len(), idle);
-    let after = rss_of(pid);
+    let after = proc_status_kib(&pid.to_string(), "VmRSS:");
     // Steady traffic while they idle.
     let client = gw.client(&[]);
     let mut statuses = Vec::new();

@@ -446,11 +446,16 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 
 /// Resident memory of this process, in KiB.
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_kib("self", "VmRSS:")
+}
+
+/// A memory figure (`VmRSS:`, `VmHWM:`…) of a process from `/proc/PID/status`, in KiB.
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -514,14 +519,7 @@ impl GatewayProcess {
 
     /// Peak resident memory of the gateway process so far, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
+        proc_status_kib(&self.child.id().to_string(), "VmHWM:")
     }
 
     pub fn client(&self, roots: &[&str]) -> reqwest::Client {
