@@ -5,12 +5,13 @@
 //! Without a file, [`Config::default`] is the documented built-in configuration.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::policy::{Action, EngineOptions, LocatedError};
 
 /// Which CONNECT targets are decrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -220,29 +221,23 @@ impl Default for IdentityConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UninspectableAction {
-    Allow,
-    Log,
-    Block,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InspectionConfig {
     /// Largest body buffered for inspection, in bytes.
     pub max_body: usize,
-    pub on_uninspectable: UninspectableAction,
+    /// `allow`, `log` or `block`.
+    pub on_uninspectable: Action,
     /// File holding the key for the keyed hashes of matched values.
     pub hash_key_file: Option<PathBuf>,
 }
 
 impl Default for InspectionConfig {
     fn default() -> Self {
+        let engine = EngineOptions::default();
         InspectionConfig {
-            max_body: 1024 * 1024,
-            on_uninspectable: UninspectableAction::Block,
+            max_body: engine.max_body,
+            on_uninspectable: engine.on_uninspectable,
             hash_key_file: None,
         }
     }
@@ -313,29 +308,8 @@ impl Default for AnalyticsConfig {
     }
 }
 
-/// A configuration error located in its file.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A configuration error located in its file, reported as the rule files' errors are.
+pub type ConfigError = LocatedError;
 
 impl Config {
     /// Read and validate a configuration file.
@@ -401,6 +375,15 @@ impl Config {
                     format!("upstream.resolve key {key:?} must be host:port"),
                 ));
             }
+        }
+        if !matches!(
+            self.inspection.on_uninspectable,
+            Action::Allow | Action::Log | Action::Block
+        ) {
+            return Err(locate(
+                "on_uninspectable",
+                "inspection.on_uninspectable must be allow, log or block".into(),
+            ));
         }
         if self.inspection.max_body == 0 {
             return Err(locate("max_body", "inspection.max_body must be > 0".into()));

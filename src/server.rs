@@ -16,10 +16,10 @@ use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::audit::Audit;
-use crate::config::{Config, UninspectableAction};
+use crate::config::Config;
 use crate::metrics;
 use crate::pages::Pages;
-use crate::policy::{Action, EngineOptions};
+use crate::policy::EngineOptions;
 use crate::proxy::front::{Connections, Front, Listener};
 use crate::proxy::{Gateway, Shared};
 use crate::reload::{Reloader, RulesSource};
@@ -76,11 +76,7 @@ pub fn engine_options(config: &Config) -> Result<EngineOptions, StartError> {
     };
     Ok(EngineOptions {
         max_body: config.inspection.max_body,
-        on_uninspectable: match config.inspection.on_uninspectable {
-            UninspectableAction::Allow => Action::Allow,
-            UninspectableAction::Log => Action::Log,
-            UninspectableAction::Block => Action::Block,
-        },
+        on_uninspectable: config.inspection.on_uninspectable,
         hash_key,
     })
 }

@@ -153,6 +153,8 @@ impl fmt::Display for LocatedError {
     }
 }
 
+impl std::error::Error for LocatedError {}
+
 /// Every error found in a rule set (never only the first).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleErrors(pub Vec<LocatedError>);
