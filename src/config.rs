@@ -151,6 +151,10 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     /// Private destinations that may be reached anyway (CIDRs).
     pub allow_private: Vec<IpNet>,
+    /// DNS servers to ask (`ip:port`) instead of the system resolver.
+    pub nameservers: Vec<SocketAddr>,
+    /// Time a name lookup may take before the request is answered 504.
+    pub dns_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
     /// Offer HTTP/2 to upstreams over TLS.
@@ -163,6 +167,8 @@ impl Default for UpstreamConfig {
             resolve: BTreeMap::new(),
             ca_file: None,
             allow_private: Vec::new(),
+            nameservers: Vec::new(),
+            dns_timeout_ms: 5_000,
             connect_timeout_ms: 10_000,
             read_timeout_ms: 60_000,
             http2: true,
@@ -387,6 +393,12 @@ impl Config {
         }
         if self.inspection.max_body == 0 {
             return Err(locate("max_body", "inspection.max_body must be > 0".into()));
+        }
+        if self.upstream.dns_timeout_ms == 0 {
+            return Err(locate(
+                "dns_timeout_ms",
+                "upstream.dns_timeout_ms must be > 0".into(),
+            ));
         }
         Ok(())
     }

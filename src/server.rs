@@ -189,8 +189,9 @@ pub fn prepare(
         resolver: Resolver::new(
             &config.upstream.resolve,
             &config.upstream.allow_private,
-            Duration::from_millis(config.upstream.connect_timeout_ms),
-        ),
+            Duration::from_millis(config.upstream.dns_timeout_ms),
+        )
+        .with_nameservers(&config.upstream.nameservers),
         tls: tls::interception_server_config(resolver_certs),
         connections: Arc::new(Connections::default()),
         pages: Pages::new(config.pages.clone(), coach_key),

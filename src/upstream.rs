@@ -1,11 +1,23 @@
 //! Where a request goes: asynchronous name resolution with `upstream.resolve` overrides,
 //! and the refusal of private destinations that keeps the gateway from being an open door
 //! into the organisation's own network.
+//!
+//! Names are resolved by the system resolver (`getaddrinfo` on a blocking thread) unless
+//! `upstream.nameservers` is set; then the gateway asks those servers itself, without
+//! blocking a thread per lookup, and caches answers for their TTL. Either way a lookup has
+//! `upstream.dns_timeout_ms` to finish.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::TokioResolver;
 use ipnet::IpNet;
 
 /// Why a destination cannot be reached.
@@ -33,11 +45,24 @@ impl std::fmt::Display for ResolveError {
 }
 
 /// Resolves destinations for both intercepted requests and blind tunnels.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resolver {
     overrides: BTreeMap<String, SocketAddr>,
     allow_private: Vec<IpNet>,
     timeout: Duration,
+    /// Set when `upstream.nameservers` names the servers to ask.
+    servers: Option<TokioResolver>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("overrides", &self.overrides)
+            .field("allow_private", &self.allow_private)
+            .field("timeout", &self.timeout)
+            .field("nameservers", &self.servers.is_some())
+            .finish()
+    }
 }
 
 impl Resolver {
@@ -53,6 +78,69 @@ impl Resolver {
                 .collect(),
             allow_private: allow_private.to_vec(),
             timeout,
+            servers: None,
+        }
+    }
+
+    /// Ask these DNS servers (UDP, and TCP for truncated answers) instead of the system
+    /// resolver. Answers are cached for their TTL; `/etc/hosts` is not read.
+    pub fn with_nameservers(mut self, nameservers: &[SocketAddr]) -> Resolver {
+        if nameservers.is_empty() {
+            self.servers = None;
+            return self;
+        }
+        let mut config = ResolverConfig::new();
+        for addr in nameservers {
+            config.add_name_server(NameServerConfig::new(*addr, Protocol::Udp));
+            config.add_name_server(NameServerConfig::new(*addr, Protocol::Tcp));
+        }
+        let mut opts = ResolverOpts::default();
+        // Both families, so that the private-range check sees every address of the name.
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.cache_size = 4096;
+        opts.timeout = self.timeout;
+        opts.attempts = 1;
+        opts.ndots = 0;
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(opts)
+                .build();
+        self.servers = Some(resolver);
+        self
+    }
+
+    async fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        match &self.servers {
+            None => {
+                let lookup = tokio::net::lookup_host((host.to_string(), port));
+                Ok(tokio::time::timeout(self.timeout, lookup)
+                    .await
+                    .map_err(|_| ResolveError::Timeout)?
+                    .map_err(|e| ResolveError::NotFound(e.to_string()))?
+                    .collect())
+            }
+            Some(servers) => {
+                // A trailing dot makes the name absolute: no search domains are tried.
+                let name = if host.ends_with('.') {
+                    host.to_string()
+                } else {
+                    format!("{host}.")
+                };
+                let answer = tokio::time::timeout(self.timeout, servers.lookup_ip(name))
+                    .await
+                    .map_err(|_| ResolveError::Timeout)?;
+                match answer {
+                    Ok(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
+                    Err(e)
+                        if e.proto()
+                            .is_some_and(|p| matches!(p.kind(), ProtoErrorKind::Timeout)) =>
+                    {
+                        Err(ResolveError::Timeout)
+                    }
+                    Err(e) => Err(ResolveError::NotFound(e.to_string())),
+                }
+            }
         }
     }
 
@@ -72,12 +160,7 @@ impl Resolver {
         let addr = if let Ok(ip) = host.parse::<IpAddr>() {
             SocketAddr::new(ip, port)
         } else {
-            let lookup = tokio::net::lookup_host((host.to_string(), port));
-            let addrs: Vec<SocketAddr> = tokio::time::timeout(self.timeout, lookup)
-                .await
-                .map_err(|_| ResolveError::Timeout)?
-                .map_err(|e| ResolveError::NotFound(e.to_string()))?
-                .collect();
+            let addrs = self.lookup(host, port).await?;
             // A name with any private address is refused whole: choosing the public one
             // would leave the choice to whoever controls the DNS answer's order.
             if let Some(private) = addrs.iter().find(|a| !self.reachable(a.ip())) {

@@ -363,10 +363,12 @@ impl Front {
                 };
                 if mode == "refused" {
                     metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                    tracing::info!(client = %client, host, port, error = %e, "tunnel refused");
                 } else {
                     metrics::UPSTREAM_ERRORS_TOTAL
                         .with_label_values(&["other", "dns"])
                         .inc();
+                    tracing::warn!(client = %client, host, port, status, error = %e, "tunnel failed");
                 }
                 let _ = respond_plain(&mut l4, status, &e.to_string()).await;
                 return;

@@ -1106,6 +1106,221 @@ async fn names_that_do_not_resolve_get_a_clear_502() {
     );
 }
 
+/// A DNS server on UDP loopback answering from a table: names with their addresses and
+/// how long to wait before answering; anything else is NXDOMAIN. Records the questions.
+struct DnsServer {
+    addr: SocketAddr,
+    questions: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+impl DnsServer {
+    async fn start(table: Vec<(&'static str, Vec<std::net::IpAddr>, Duration)>) -> DnsServer {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = socket.local_addr().unwrap();
+        let questions: Arc<Mutex<Vec<(String, u16)>>> = Arc::default();
+        let asked = questions.clone();
+        let table = Arc::new(table);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                let query = buf[..n].to_vec();
+                let Some((name, qtype, question_end)) = dns_question(&query) else {
+                    continue;
+                };
+                asked.lock().push((name.clone(), qtype));
+                let (socket, table) = (socket.clone(), table.clone());
+                tokio::spawn(async move {
+                    let entry = table.iter().find(|(n, _, _)| *n == name);
+                    if let Some((_, _, delay)) = entry {
+                        tokio::time::sleep(*delay).await;
+                    }
+                    let mut answer = query[..question_end].to_vec();
+                    // QR, RD, RA, and NXDOMAIN when the name is not in the table.
+                    answer[2] = 0x81;
+                    answer[3] = if entry.is_some() { 0x80 } else { 0x83 };
+                    answer[8..12].copy_from_slice(&[0, 0, 0, 0]); // no authority, no additional
+                    let mut count = 0u16;
+                    for ip in entry.map(|e| e.1.as_slice()).unwrap_or_default() {
+                        let rdata = match (ip, qtype) {
+                            (std::net::IpAddr::V4(v4), 1) => v4.octets().to_vec(),
+                            (std::net::IpAddr::V6(v6), 28) => v6.octets().to_vec(),
+                            _ => continue,
+                        };
+                        answer.extend_from_slice(&[0xc0, 12]); // the question's name
+                        answer.extend_from_slice(&qtype.to_be_bytes());
+                        answer.extend_from_slice(&[0, 1, 0, 0, 0, 60]); // IN, TTL 60 s
+                        answer.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                        answer.extend_from_slice(&rdata);
+                        count += 1;
+                    }
+                    answer[6..8].copy_from_slice(&count.to_be_bytes());
+                    let _ = socket.send_to(&answer, from).await;
+                });
+            }
+        });
+        DnsServer { addr, questions }
+    }
+
+    /// How many times the IPv4 address of `name` was asked for. (Empty IPv6 answers carry
+    /// no SOA record here, so they are not cached and are asked for again each time.)
+    fn asked(&self, name: &str) -> usize {
+        let questions = self.questions.lock();
+        questions.iter().filter(|q| q.0 == name && q.1 == 1).count()
+    }
+}
+
+/// The name (lowercase, without the final dot), type and end offset of a query's question.
+fn dns_question(msg: &[u8]) -> Option<(String, u16, usize)> {
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *msg.get(at)? as usize;
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(at..at + len)?).to_ascii_lowercase());
+        at += len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]);
+    Some((labels.join("."), qtype, at + 4))
+}
+
+/// A listener that only counts who connects to it.
+async fn connection_counter(ip: [u8; 4]) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_answers_are_checked_and_a_slow_dns_server_gets_a_504() {
+    use std::net::IpAddr;
+    let site = Upstream::start(None).await;
+    // Something listening where the hostile answers point, to show nothing reaches it.
+    let (guard, guard_hits) = connection_counter([127, 0, 0, 2]).await;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let now = Duration::ZERO;
+    let dns = DnsServer::start(vec![
+        ("site.example", vec![ip("127.0.0.1")], now),
+        ("evil.example", vec![ip("127.0.0.2")], now),
+        ("metadata.example", vec![ip("169.254.169.254")], now),
+        ("mixed.example", vec![ip("1.1.1.1"), ip("127.0.0.2")], now),
+        ("v6-local.example", vec![ip("1.1.1.1"), ip("::1")], now),
+        (
+            "slow.example",
+            vec![ip("127.0.0.1")],
+            Duration::from_secs(4),
+        ),
+    ])
+    .await;
+    let mut b = GatewayBuilder::new();
+    b.config.upstream.nameservers = vec![dns.addr];
+    b.config.upstream.dns_timeout_ms = 1000;
+    // The site's own address is allowed, as an organisation allows a proxy it relies on.
+    b.config.upstream.allow_private = vec!["127.0.0.1/32".parse().unwrap()];
+    let gw = b.start().await;
+    let get = |host: &str, port: u16| {
+        format!("GET http://{host}:{port}/page HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n")
+    };
+
+    // A name the DNS server answers is reached, and its answer is cached for its TTL.
+    let port = site.addr.port();
+    for _ in 0..2 {
+        let answer = raw_exchange(gw.proxy, get("site.example", port).as_bytes()).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+    }
+    assert_eq!(site.count(), 2);
+    assert!(dns.asked("site.example") >= 1);
+    let asked = dns.asked("site.example");
+    let answer = raw_exchange(gw.proxy, get("site.example", port).as_bytes()).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(
+        dns.asked("site.example"),
+        asked,
+        "the cached answer is used"
+    );
+
+    // Public names whose answers point inside are refused, for requests and tunnels alike.
+    let refused_before = gw.metric("permeable_tunnels_total{mode=\"refused\"}").await;
+    for name in [
+        "evil.example",
+        "metadata.example",
+        "mixed.example",
+        "v6-local.example",
+    ] {
+        let answer = raw_exchange(gw.proxy, get(name, guard.port()).as_bytes()).await;
+        assert_eq!(status(&answer), 403, "{name}: {answer}");
+        assert!(answer.contains("private"), "{name}: {answer}");
+        let connect = format!(
+            "CONNECT {name}:{p} HTTP/1.1\r\nHost: {name}:{p}\r\n\r\n",
+            p = guard.port()
+        );
+        let answer = raw_exchange(gw.proxy, connect.as_bytes()).await;
+        assert_eq!(status(&answer), 403, "{name}: {answer}");
+    }
+    assert_eq!(
+        guard_hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached inside"
+    );
+    assert!(gw.metric("permeable_tunnels_total{mode=\"refused\"}").await >= refused_before + 4.0);
+
+    // A name the server does not know: 502 with the reason.
+    let dns_errors = "permeable_upstream_errors_total{site=\"other\",kind=\"dns\"}";
+    let before = gw.metric(dns_errors).await;
+    let answer = raw_exchange(gw.proxy, get("unknown.example", port).as_bytes()).await;
+    assert_eq!(status(&answer), 502, "{answer}");
+    assert!(answer.contains("resolve"), "{answer}");
+
+    // A server that takes 4 s: both a request and a tunnel get a 504 after the 1 s DNS
+    // timeout, and the gateway keeps answering others meanwhile.
+    let proxy = gw.proxy;
+    let slow_get = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let answer = raw_exchange(proxy, get("slow.example", port).as_bytes()).await;
+        (answer, started.elapsed())
+    });
+    let slow_connect = tokio::spawn(async move {
+        raw_exchange(
+            proxy,
+            b"CONNECT slow.example:443 HTTP/1.1\r\nHost: slow.example:443\r\n\r\n",
+        )
+        .await
+    });
+    while dns.asked("slow.example") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answer = raw_exchange(gw.proxy, get("site.example", port).as_bytes()).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert!(
+        !slow_get.is_finished(),
+        "the other request was answered first"
+    );
+    let (answer, took) = slow_get.await.unwrap();
+    assert_eq!(status(&answer), 504, "{answer}");
+    assert!(answer.contains("timed out"), "{answer}");
+    assert!(
+        took < Duration::from_secs(3),
+        "answered at the DNS timeout: {took:?}"
+    );
+    let answer = slow_connect.await.unwrap();
+    assert_eq!(status(&answer), 504, "{answer}");
+    assert!(gw.metric(dns_errors).await >= before + 3.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_audit_disk_does_not_stop_decisions() {
     let ca = TestCa::new("upstream test CA");
