@@ -605,6 +605,8 @@ impl ProxyHttp for Gateway {
                 }
                 upstream_response
                     .insert_header("x-permeable-redacted", pages::redaction_summary(decision))?;
+                // The id that finds this decision in the audit trail, as on block pages.
+                upstream_response.insert_header("x-permeable-request-id", ctx.id.as_str())?;
             }
         }
         Ok(())

@@ -1766,6 +1766,149 @@ async fn fifty_reloads_under_load_fail_no_request() {
     assert_eq!(versions.len(), 50, "every reload swapped in a new version");
 }
 
+/// Every decision comes from exactly one rule-set version, whatever reloads happen around
+/// it: version n's only rule is `marker-v{n}`, redacting on even n and blocking on odd n
+/// (with "v{n}" in its message). For each post the rule named in the answer, the action
+/// taken, the message, and the rule and version the audit trail records under the
+/// answer's request id must all be version n's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_request_is_decided_by_exactly_one_rules_version() {
+    let ca = TestCa::new("upstream test CA");
+    let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
+    let rules = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_rules(), rules.path());
+    std::fs::write(
+        rules.path().join("detectors/marker.yaml"),
+        "detectors:\n  - id: marker\n    category: custom.marker\n    regex: 'MARK-[0-9]+'\n",
+    )
+    .unwrap();
+    let policy_for = |n: usize| {
+        let (action, message) = if n % 2 == 0 {
+            ("redact", String::new())
+        } else {
+            ("block", format!("\n    message: Blocked by v{n}."))
+        };
+        format!(
+            "rules:\n  - id: marker-v{n}\n    when: {{ categories: [custom.marker] }}\n    action: {action}{message}\n"
+        )
+    };
+    let policy = rules.path().join("policy.yaml");
+    std::fs::write(&policy, policy_for(0)).unwrap();
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let mut b = GatewayBuilder::new()
+        .resolve("x.com:443", x.addr)
+        .upstream_ca(&ca.pem);
+    b.config.rules = Some(rules.path().to_path_buf());
+    b.config.audit.output = audit.path().display().to_string();
+    let gw = b.start().await;
+    let mut version_of = std::collections::BTreeMap::new();
+    let ready: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    version_of.insert(0, ready["rules"]["version"].as_str().unwrap().to_string());
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for worker in 0..3 {
+        let client = gw.intercepting_client();
+        let done = done.clone();
+        loops.push(tokio::spawn(async move {
+            // (rule named in the answer, status, request id, the answer's body)
+            let mut seen = Vec::new();
+            let mut i = 0;
+            while !done.load(Ordering::SeqCst) {
+                i += 1;
+                let r = client
+                    .post(TWEET)
+                    .header("content-type", "application/json")
+                    .body(tweet(&format!("post {worker}-{i} MARK-{i}")))
+                    .send()
+                    .await
+                    .expect("no request fails during reloads");
+                let header = |n: &str| {
+                    r.headers()
+                        .get(n)
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default()
+                };
+                let (rule, id, status) = (
+                    header("x-permeable-rule"),
+                    header("x-permeable-request-id"),
+                    r.status().as_u16(),
+                );
+                seen.push((rule, status, id, r.text().await.unwrap()));
+            }
+            seen
+        }));
+    }
+    let admin = reqwest::Client::new();
+    for n in 1..=50 {
+        let tmp = rules.path().join(".policy.yaml.tmp");
+        std::fs::write(&tmp, policy_for(n)).unwrap();
+        std::fs::rename(&tmp, &policy).unwrap();
+        let r = admin
+            .post(format!("http://{}/-/reload", gw.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        version_of.insert(n, v["version"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    for l in loops {
+        seen.extend(l.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let audit: std::collections::HashMap<String, serde_json::Value> =
+        std::fs::read_to_string(audit.path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["request_id"].is_string())
+            .map(|e| (e["request_id"].as_str().unwrap().to_string(), e))
+            .collect();
+    let mut versions_seen = std::collections::BTreeSet::new();
+    for (rule, status, id, body) in &seen {
+        let n: usize = rule
+            .strip_prefix("marker-v")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("every post is decided by a marker rule: {rule:?}"));
+        versions_seen.insert(n);
+        if n % 2 == 0 {
+            assert_eq!(*status, 200, "{rule}: version {n} redacts");
+        } else {
+            assert_eq!(*status, 403, "{rule}: version {n} blocks");
+            assert!(body.contains(&format!("Blocked by v{n}.")), "{rule}: {body}");
+        }
+        let event = audit
+            .get(id)
+            .unwrap_or_else(|| panic!("request {id} ({rule}) is in the audit trail"));
+        assert_eq!(event["rule"], rule.as_str(), "{event}");
+        assert_eq!(
+            event["rules_version"].as_str(),
+            Some(version_of[&n].as_str()),
+            "request {id} was answered by version {n}'s rule, audited as {event}"
+        );
+    }
+    // What reached the site was redacted by an even version, never blocked content.
+    for received in x.received.lock().iter() {
+        let body = String::from_utf8_lossy(&received.body);
+        assert!(!body.contains("MARK-"), "a marker reached the site: {body}");
+    }
+    assert!(seen.len() >= 50, "only {} posts ran", seen.len());
+    assert!(
+        versions_seen.len() >= 10,
+        "posts were decided by only {} versions",
+        versions_seen.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_shutdown_lets_a_slow_upload_finish() {
     let ca = TestCa::new("upstream test CA");
