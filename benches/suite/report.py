@@ -6,7 +6,7 @@ import platform
 import subprocess
 import sys
 
-results_path, out_path, placement, dur, warm, conns, upload_mib, rate = sys.argv[1:9]
+results_path, out_path, placement, dur, warm, conns, upload_mib, rate, idle = sys.argv[1:10]
 rows = [json.loads(line) for line in open(results_path) if line.strip()]
 
 TITLES = {
@@ -16,6 +16,7 @@ TITLES = {
     4: f"4. Large uploads, {upload_mib} MiB bodies over TLS",
     5: "5. Rule-set scale: decision time per 2 KiB post (criterion)",
     6: "6. TLS handshakes per second (full handshakes, client does not verify)",
+    7: f"7. Small GETs at {rate} req/s alongside {idle} idle keep-alive connections",
 }
 
 
@@ -86,9 +87,12 @@ for s in sorted({r["scenario"] for r in rows}):
         else:
             unit = "handshakes/s" if s == 6 else "req/s"
             thr = f"{num(res['rps'])} {unit}"
-            if r["role"].startswith("paced"):
+            paced_row = r["role"].startswith("paced") or s == 7
+            if paced_row:
                 thr = f"{num(res['rps'])} req/s (paced)"
-            ratio = res["rps"] / ref["result"]["rps"] if ref and not r["role"].startswith("paced") else None
+            if res.get("idle"):
+                thr += f", {res.get('idle_alive', 0):,} of {res['idle']:,} idle still open"
+            ratio = res["rps"] / ref["result"]["rps"] if ref and not paced_row else None
             mem = mib(r["mem_kib"])
         if s == 6 and "minted" in r:
             thr += f", {int(float(r['minted'])):,} minted"
@@ -138,6 +142,19 @@ if d5 and b5:
     x = b5["result"]["median_ns"] / d5["result"]["median_ns"]
     target("scenario 5, decision time grows ≤ 2× with the big pack", x <= 2, f"{x:.2f}×")
 
+# Issue 8: memory and latency stay bounded with many idle connections (no target ratio).
+alone, crowded = ref_of(7), find(7, "permeable, " + idle)
+if alone and crowded:
+    a, c = alone["result"], crowded["result"]
+    grew = (crowded["mem_kib"] - alone["mem_kib"]) / 1024
+    targets.append(
+        f"- scenario 7 (issue 8, no ratio target): with {idle} idle connections p50 "
+        f"{ms(c['p50_ms'])} ms / p99 {ms(c['p99_ms'])} ms vs {ms(a['p50_ms'])} / "
+        f"{ms(a['p99_ms'])} ms without; peak RSS +{grew:.0f} MiB "
+        f"({grew * 1024 / max(int(idle), 1):.0f} KiB per idle connection); "
+        f"{c.get('idle_alive', 0):,} of {c.get('idle', 0):,} still open at the end, "
+        f"{c.get('errors', 0) + c.get('non2xx', 0)} failed requests")
+
 machine = (f"{os.cpu_count()} CPUs (`nproc` {sh('nproc')}), {cpu_model()}, "
            f"Linux {platform.release()}")
 versions = ", ".join(v for v in [
@@ -154,7 +171,7 @@ doc = [
     f"- machine: {machine}",
     f"- placement: {placement}",
     f"- each candidate alone, in turn: {warm} s warm-up, {dur} s measured; {conns} keep-alive "
-    f"connections (scenario 3 latency: 8 connections paced to {rate} req/s in total)",
+    f"connections (scenarios 3 latency and 7: 8 connections paced to {rate} req/s in total)",
     f"- permeable {rev}, {versions}",
     "- command: `bash benches/suite/run.sh`",
     "",

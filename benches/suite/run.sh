@@ -22,8 +22,9 @@
 #
 # Environment: BENCH_SECONDS (measured seconds per candidate, default 10), BENCH_WARMUP
 # (default 2), BENCH_CONNS (keep-alive connections, default 32), BENCH_SCENARIOS
-# (default "1 2 3 4 5 6"), BENCH_UPLOAD_MIB (default 100), BENCH_RATE (paced req/s for
-# the latency-added measurement, default 1000), PERMEABLE_BENCH_CACHE (venv location).
+# (default "1 2 3 4 5 6 7"), BENCH_UPLOAD_MIB (default 100), BENCH_RATE (paced req/s for
+# the latency measurements, default 1000), BENCH_IDLE (idle connections in scenario 7,
+# default 5000), PERMEABLE_BENCH_CACHE (venv location).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,9 +32,10 @@ SUITE=$ROOT/benches/suite
 DUR=${BENCH_SECONDS:-10}
 WARM=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-32}
-SCENARIOS=${BENCH_SCENARIOS:-1 2 3 4 5 6}
+SCENARIOS=${BENCH_SCENARIOS:-1 2 3 4 5 6 7}
 UPLOAD_MIB=${BENCH_UPLOAD_MIB:-100}
 RATE=${BENCH_RATE:-1000}
+IDLE=${BENCH_IDLE:-5000}
 OUT=${BENCH_OUT:-$SUITE/results.md}
 CACHE=${PERMEABLE_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/permeable-bench}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -500,7 +502,29 @@ if want 6; then
   stop_upstream
 fi
 
+# --- 7. steady traffic alongside many idle connections (issue 8) ----------------------
+# Small GETs at a fixed rate through the transparent HTTP listener, first alone, then while
+# BENCH_IDLE keep-alive connections (each answered once) sit idle on the same listener.
+if want 7; then
+  say "scenario 7: ${RATE} req/s of small GETs alongside ${IDLE} idle keep-alive connections"
+  start_upstream
+  paced=(--path / --host x.com -c 8 -d "$DUR" --warmup "$WARM" --rate "$RATE")
+  start_permeable "$ROOT/rules"
+  r=$(load "${paced[@]}" --target "127.0.0.1:$GW_HTTP")
+  record 7 "permeable, no idle connections" ref "$(hwm_kib "$CAND_PID")" "$r"
+  stop "$CAND_PID"
+  start_permeable "$ROOT/rules"
+  r=$(load "${paced[@]}" --target "127.0.0.1:$GW_HTTP" --idle "$IDLE")
+  record 7 "permeable, ${IDLE} idle connections" candidate "$(hwm_kib "$CAND_PID")" "$r"
+  stop "$CAND_PID"
+  start_nginx_proxy
+  r=$(load "${paced[@]}" --target "127.0.0.1:$NGX_HTTP" --idle "$IDLE")
+  record 7 "nginx proxy_pass, ${IDLE} idle connections" info "$(hwm_kib "$CAND_PID")" "$r"
+  stop "$CAND_PID"
+  stop_upstream
+fi
+
 # --- report ---------------------------------------------------------------------------------
 python3 "$SUITE/report.py" "$RESULTS" "$OUT" \
-  "$PLACEMENT" "$DUR" "$WARM" "$CONNS" "$UPLOAD_MIB" "$RATE"
+  "$PLACEMENT" "$DUR" "$WARM" "$CONNS" "$UPLOAD_MIB" "$RATE" "$IDLE"
 say "raw results and logs: $WORK"

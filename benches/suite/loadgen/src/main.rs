@@ -65,6 +65,8 @@ struct Opts {
     warmup: Duration,
     handshake_only: bool,
     no_verify: bool,
+    /// Keep-alive connections opened (one request each) and left idle during the run.
+    idle: usize,
     label: String,
 }
 
@@ -90,6 +92,7 @@ fn parse_run(args: &[String]) -> Opts {
         warmup: Duration::from_secs(1),
         handshake_only: false,
         no_verify: false,
+        idle: 0,
         label: String::new(),
     };
     let mut it = args.iter();
@@ -121,6 +124,7 @@ fn parse_run(args: &[String]) -> Opts {
             }
             "--handshake-only" => o.handshake_only = true,
             "--no-verify" => o.no_verify = true,
+            "--idle" => o.idle = val().parse().unwrap_or_else(|_| usage()),
             "--label" => o.label = val(),
             _ => usage(),
         }
@@ -605,8 +609,65 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
+/// Opens `n` keep-alive connections, 64 at a time, each answered once and then left idle.
+/// Returns the open connections (only their streams: no read buffer kept) and the failures.
+async fn open_idle(shared: Arc<Shared>, n: usize) -> (Vec<Box<dyn Io>>, usize) {
+    let head = Arc::new(shared.request_head(None));
+    let mut set = tokio::task::JoinSet::new();
+    let (mut open, mut failed) = (Vec::with_capacity(n), 0);
+    let mut settle = |r: Result<io::Result<Box<dyn Io>>, tokio::task::JoinError>| match r {
+        Ok(Ok(io)) => open.push(io),
+        Ok(Err(e)) => {
+            failed += 1;
+            if failed <= 3 {
+                eprintln!("loadgen: idle connection: {e}");
+            }
+        }
+        Err(e) => panic!("idle connection task: {e}"),
+    };
+    for _ in 0..n {
+        while set.len() >= 64 {
+            settle(set.join_next().await.expect("a task"));
+        }
+        let (shared, head) = (shared.clone(), head.clone());
+        set.spawn(async move {
+            let mut c = Conn::new(shared.open().await?);
+            c.io.write_all(&head).await?;
+            c.io.flush().await?;
+            let (h, _) = c.read_head(false).await?;
+            c.drain(&h.framing).await?;
+            if h.close || !(200..300).contains(&h.status) {
+                return Err(io::Error::other(format!(
+                    "answered {}, not kept alive",
+                    h.status
+                )));
+            }
+            Ok(c.io)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        settle(r);
+    }
+    (open, failed)
+}
+
 async fn run(opts: Opts) {
     let tls = tls_config(&opts.cacerts, opts.no_verify);
+    // Idle connections first, so that the measurement sees them all open.
+    let (idle, idle_failed) = if opts.idle > 0 {
+        let opener = Arc::new(Shared {
+            tls: tls.clone(),
+            started: Instant::now(),
+            measure_from: Instant::now(),
+            deadline: Instant::now(),
+            issued: AtomicU64::new(0),
+            names: AtomicU64::new(0),
+            opts: opts.clone(),
+        });
+        open_idle(opener, opts.idle).await
+    } else {
+        (Vec::new(), 0)
+    };
     let started = Instant::now();
     let warmup = if opts.requests.is_some() {
         Duration::ZERO
@@ -643,8 +704,24 @@ async fn run(opts: Opts) {
         .max(1e-9);
     all.lat_us.sort_unstable();
     let done = all.ok + all.non2xx;
+    // Still open at the end of the run (the server did not drop them meanwhile)?
+    // A connection the server closed reads EOF at once; a live one has nothing to read.
+    let mut probes = tokio::task::JoinSet::new();
+    for mut io in idle {
+        probes.spawn(async move {
+            let mut byte = [0u8; 1];
+            tokio::time::timeout(Duration::from_millis(200), io.read(&mut byte))
+                .await
+                .is_err()
+        });
+    }
+    let mut idle_alive = 0;
+    while let Some(alive) = probes.join_next().await {
+        idle_alive += usize::from(alive.unwrap_or(false));
+    }
     println!(
-        "{{\"label\":\"{}\",\"requests\":{},\"ok\":{},\"non2xx\":{},\"errors\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"mib_per_s\":{:.1}}}",
+        "{{\"idle\":{},\"idle_failed\":{idle_failed},\"idle_alive\":{idle_alive},\"label\":\"{}\",\"requests\":{},\"ok\":{},\"non2xx\":{},\"errors\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"mib_per_s\":{:.1}}}",
+        shared.opts.idle,
         shared.opts.label,
         done,
         all.ok,
