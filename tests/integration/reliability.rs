@@ -1884,7 +1884,10 @@ async fn each_request_is_decided_by_exactly_one_rules_version() {
             assert_eq!(*status, 200, "{rule}: version {n} redacts");
         } else {
             assert_eq!(*status, 403, "{rule}: version {n} blocks");
-            assert!(body.contains(&format!("Blocked by v{n}.")), "{rule}: {body}");
+            assert!(
+                body.contains(&format!("Blocked by v{n}.")),
+                "{rule}: {body}"
+            );
         }
         let event = audit
             .get(id)
