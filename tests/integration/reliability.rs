@@ -1783,7 +1783,7 @@ async fn each_request_is_decided_by_exactly_one_rules_version() {
     )
     .unwrap();
     let policy_for = |n: usize| {
-        let (action, message) = if n % 2 == 0 {
+        let (action, message) = if n.is_multiple_of(2) {
             ("redact", String::new())
         } else {
             ("block", format!("\n    message: Blocked by v{n}."))
@@ -1880,7 +1880,7 @@ async fn each_request_is_decided_by_exactly_one_rules_version() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("every post is decided by a marker rule: {rule:?}"));
         versions_seen.insert(n);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             assert_eq!(*status, 200, "{rule}: version {n} redacts");
         } else {
             assert_eq!(*status, 403, "{rule}: version {n} blocks");
