@@ -78,8 +78,13 @@ pub struct ProxyConfig {
     pub bypass: Vec<String>,
     /// Ports a CONNECT may target.
     pub connect_ports: Vec<u16>,
-    /// Seconds a client may take to send a request head.
+    /// Seconds a client may take to send a request head; also how long an HTTP/2
+    /// connection may sit without a request.
     pub header_timeout_seconds: u64,
+    /// While a request body is being received, each window of this many seconds must
+    /// bring at least `body_min_bytes`, or the connection is closed.
+    pub body_timeout_seconds: u64,
+    pub body_min_bytes: u64,
 }
 
 impl Default for ProxyConfig {
@@ -90,6 +95,8 @@ impl Default for ProxyConfig {
             bypass: Vec::new(),
             connect_ports: vec![443],
             header_timeout_seconds: 60,
+            body_timeout_seconds: 30,
+            body_min_bytes: 1024,
         }
     }
 }
@@ -393,6 +400,12 @@ impl Config {
         }
         if self.inspection.max_body == 0 {
             return Err(locate("max_body", "inspection.max_body must be > 0".into()));
+        }
+        if self.proxy.body_timeout_seconds == 0 {
+            return Err(locate(
+                "body_timeout_seconds",
+                "proxy.body_timeout_seconds must be > 0".into(),
+            ));
         }
         if self.upstream.dns_timeout_ms == 0 {
             return Err(locate(

@@ -276,6 +276,17 @@ pub static AUDIT_WRITE_ERRORS_TOTAL: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// Client connections closed for being too slow: `head` (a request head not complete within
+/// `proxy.header_timeout_seconds`) or `body` (a request body slower than
+/// `proxy.body_min_bytes` per `proxy.body_timeout_seconds`).
+pub static CLIENT_TIMEOUTS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "permeable_client_timeouts_total",
+        "Client connections closed for sending a request head or body too slowly.",
+        &["phase"],
+    )
+});
+
 /// Domains of links shared in posts, bounded by [`SharedDomains`].
 pub static SHARED_LINK_DOMAINS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
@@ -308,6 +319,9 @@ pub fn register_all() {
     LazyLock::force(&CERTIFICATE_CACHE_MISSES_TOTAL);
     LazyLock::force(&AUDIT_WRITE_ERRORS_TOTAL);
     LazyLock::force(&SHARED_LINK_DOMAINS_TOTAL);
+    for phase in ["head", "body"] {
+        CLIENT_TIMEOUTS_TOTAL.with_label_values(&[phase]);
+    }
     for result in RELOAD_RESULTS {
         RULES_RELOADS_TOTAL.with_label_values(&[result]);
     }

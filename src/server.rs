@@ -221,12 +221,20 @@ pub fn prepare(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let conf = server.configuration.clone();
-    let http = Arc::new(pingora::proxy::http_proxy(
+    let mut http = pingora::proxy::http_proxy(
         &conf,
         Gateway {
             shared: shared.clone(),
         },
+    );
+    // An HTTP/2 connection without a request in flight is closed after the time a client
+    // gets to send a request head: idle or trickling HTTP/2 clients do not pile up.
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(Duration::from_secs(
+        shared.config.proxy.header_timeout_seconds.max(1),
     ));
+    http.server_options = Some(options);
+    let http = Arc::new(http);
 
     let mut probe_addr = None;
     let listeners = [

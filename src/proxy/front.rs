@@ -49,6 +49,12 @@ pub struct ConnInfo {
     /// Request heads the pipeline has received on this connection: lets the front door
     /// tell a client that is slow to send its head from one whose request is under way.
     pub heads: AtomicU64,
+    /// Request bodies being received on this connection (several with HTTP/2).
+    pub bodies_open: AtomicU64,
+    /// Counts bodies that started, so a body check can tell a new body from an old one.
+    pub bodies_started: AtomicU64,
+    /// Request body bytes received on this connection, all requests together.
+    pub body_bytes: AtomicU64,
 }
 
 impl ConnInfo {
@@ -57,7 +63,28 @@ impl ConnInfo {
             mode,
             client,
             heads: AtomicU64::new(0),
+            bodies_open: AtomicU64::new(0),
+            bodies_started: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// A request body starts arriving.
+    pub fn body_started(&self) {
+        self.bodies_started.fetch_add(1, Ordering::AcqRel);
+        self.bodies_open.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request body ended (complete, abandoned or turned into an upgraded stream).
+    pub fn body_ended(&self) {
+        let _ = self
+            .bodies_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Progress on a request body.
+    pub fn body_received(&self, bytes: usize) {
+        self.body_bytes.fetch_add(bytes as u64, Ordering::AcqRel);
     }
 }
 
@@ -187,7 +214,11 @@ impl Front {
 
     /// One turn of the pipeline (one HTTP/1 request, or a whole HTTP/2 connection). A
     /// client that has not completed a request head within `proxy.header_timeout_seconds`
-    /// is cut off (slowloris); once the head is in, the request takes the time it needs.
+    /// is cut off (slowloris). Once the head is in, the request takes the time it needs as
+    /// long as its body keeps coming: each `proxy.body_timeout_seconds` window while a
+    /// body is being received must bring `proxy.body_min_bytes`, or the connection is cut
+    /// (a window in which a new body started is not judged). Waiting on the site is never
+    /// held against the client.
     async fn pipeline_once(
         &self,
         stream: Stream,
@@ -201,14 +232,43 @@ impl Front {
         let deadline = tokio::time::sleep(self.header_timeout());
         tokio::pin!(deadline);
         let mut armed = true;
+        let proxy = &self.shared.config.proxy;
+        let window = Duration::from_secs(proxy.body_timeout_seconds.max(1));
+        let body_check = tokio::time::sleep(window);
+        tokio::pin!(body_check);
+        let mut mark = (
+            conn.bodies_started.load(Ordering::Acquire),
+            conn.body_bytes.load(Ordering::Acquire),
+        );
         loop {
             tokio::select! {
                 next = &mut turn => return next,
+                () = &mut body_check => {
+                    let begun = conn.bodies_started.load(Ordering::Acquire);
+                    let bytes = conn.body_bytes.load(Ordering::Acquire);
+                    let got = bytes.saturating_sub(mark.1);
+                    if conn.bodies_open.load(Ordering::Acquire) > 0
+                        && begun == mark.0
+                        && got < proxy.body_min_bytes
+                    {
+                        metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["body"]).inc();
+                        tracing::info!(
+                            client = %conn.client,
+                            received = got,
+                            window_seconds = window.as_secs(),
+                            "closed: request body slower than proxy.body_min_bytes per proxy.body_timeout_seconds"
+                        );
+                        return None;
+                    }
+                    mark = (begun, bytes);
+                    body_check.as_mut().reset(tokio::time::Instant::now() + window);
+                }
                 () = &mut deadline, if armed => {
                     if conn.heads.load(Ordering::Acquire) != before {
                         armed = false;
                     } else {
                         // Dropping the turn closes the connection.
+                        metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["head"]).inc();
                         tracing::info!(
                             client = %conn.client,
                             waited_ms = started.elapsed().as_millis() as u64,

@@ -142,6 +142,8 @@ pub struct RequestCtx {
     pub id: String,
     started: Instant,
     pub conn: Option<Arc<ConnInfo>>,
+    /// This request's body counts as open on its connection (see the front door's checks).
+    body_open: bool,
     pub target: Option<Target>,
     /// Path and query to send upstream when the request came in absolute form.
     rewrite_uri: Option<String>,
@@ -178,6 +180,19 @@ impl RequestCtx {
     }
     pub fn bytes_up(&self) -> usize {
         self.bytes_up
+    }
+    /// Report request body progress to the connection; `end` closes this request's body.
+    fn body_progress(&mut self, bytes: usize, end: bool) {
+        let Some(conn) = self.conn.as_deref() else {
+            return;
+        };
+        if bytes > 0 {
+            conn.body_received(bytes);
+        }
+        if end && self.body_open {
+            self.body_open = false;
+            conn.body_ended();
+        }
     }
     /// Version of the rule set this request was decided with.
     pub fn rules_version(&self) -> &str {
@@ -232,6 +247,7 @@ impl ProxyHttp for Gateway {
             id: request_id(),
             started: Instant::now(),
             conn: None,
+            body_open: false,
             target: None,
             rewrite_uri: None,
             policy: None,
@@ -261,6 +277,10 @@ impl ProxyHttp for Gateway {
         if let Some(conn) = ctx.conn.as_deref() {
             conn.heads
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
+            if request_has_body(session.req_header()) {
+                conn.body_started();
+                ctx.body_open = true;
+            }
         }
         let client_ip = session
             .client_addr()
@@ -350,6 +370,7 @@ impl ProxyHttp for Gateway {
                     session.enable_retry_buffering();
                     let mut body = Vec::with_capacity(len);
                     while let Some(chunk) = session.read_request_body().await? {
+                        ctx.body_progress(chunk.len(), false);
                         body.extend_from_slice(&chunk);
                         if body.len() > PREREAD_LIMIT {
                             return self
@@ -363,6 +384,7 @@ impl ProxyHttp for Gateway {
                                 .await;
                         }
                     }
+                    ctx.body_progress(0, true);
                     ctx.bytes_up = body.len();
                     ctx.link_domains = link_domains(&body);
                     let decision = self.timed_decide(ctx, &policy, &head, &class, Some(&body));
@@ -514,6 +536,11 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if !matches!(ctx.body, BodyMode::Decided { .. }) {
+            // (A pre-read body was counted as it was read; this is its replay.)
+            let len = body.as_ref().map_or(0, |b| b.len());
+            ctx.body_progress(len, end_of_stream || session.was_upgraded());
+        }
         match &mut ctx.body {
             BodyMode::Passthrough => {
                 ctx.bytes_up += body.as_ref().map_or(0, |b| b.len());
@@ -671,6 +698,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.body_progress(0, true);
         crate::record::record_request(&self.shared, session, ctx);
     }
 }

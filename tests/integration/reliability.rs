@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -237,6 +239,11 @@ type Tunnel = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// `CONNECT host:443` through the gateway, then TLS (HTTP/1.1) trusting the gateway's CA.
 async fn tunnel(gw: &Gateway, host: &str) -> Tunnel {
+    tunnel_offering(gw, host, &[b"http/1.1"]).await
+}
+
+/// [`tunnel`], offering these ALPN protocols.
+async fn tunnel_offering(gw: &Gateway, host: &str, alpn: &[&[u8]]) -> Tunnel {
     let mut tcp = TcpStream::connect(gw.proxy).await.unwrap();
     tcp.write_all(format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n").as_bytes())
         .await
@@ -252,7 +259,7 @@ async fn tunnel(gw: &Gateway, host: &str) -> Tunnel {
         "{}",
         String::from_utf8_lossy(&head)
     );
-    tokio_rustls::TlsConnector::from(tls_client_config(gw, &[b"http/1.1"]))
+    tokio_rustls::TlsConnector::from(tls_client_config(gw, alpn))
         .connect(host.to_string().try_into().unwrap(), tcp)
         .await
         .unwrap()
@@ -2021,25 +2028,195 @@ async fn slow_headers_inside_a_tunnel_are_timed_out() {
     b.config.proxy.header_timeout_seconds = 2;
     let gw = b.start().await;
     let mut tls = tunnel(&gw, "x.com").await;
-    tls.write_all(b"GET /home HTTP/1.1\r\nHost: x.com\r\n")
-        .await
-        .unwrap();
-    let mut cut = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if tls.write_all(b"X").await.is_err() || tls.flush().await.is_err() {
-            cut = true;
-            break;
-        }
-        let mut probe = [0u8; 512];
-        if let Ok(r) = tokio::time::timeout(Duration::from_millis(1), tls.read(&mut probe)).await {
-            let _ = r;
-            cut = true;
-            break;
-        }
-    }
+    let cut = trickle(
+        &mut tls,
+        b"GET /home HTTP/1.1\r\nHost: x.com\r\n",
+        b"X",
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(cut, "a slow head inside a tunnel was not cut off");
     assert_eq!(x.count(), 0);
+}
+
+/// Sends `head`, then `chunk` every `every` until the gateway cuts the connection
+/// (`true`) or `limit` passes (`false`). An answer counts as a cut: the close follows.
+async fn trickle<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    head: &[u8],
+    chunk: &[u8],
+    every: Duration,
+    limit: Duration,
+) -> bool {
+    if s.write_all(head).await.is_err() {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(every).await;
+        if s.write_all(chunk).await.is_err() || s.flush().await.is_err() {
+            return true;
+        }
+        let mut probe = [0u8; 512];
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut probe)).await {
+            let _ = r;
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_request_bodies_are_cut_without_starving_others() {
+    let plain = Upstream::start(None).await;
+    let mut b = GatewayBuilder::new().resolve("x.com:80", plain.addr);
+    b.config.proxy.body_timeout_seconds = 1;
+    b.config.proxy.body_min_bytes = 1024;
+    let gw = b.start().await;
+    let cut_series = "permeable_client_timeouts_total{phase=\"body\"}";
+    let cuts_before = gw.metric(cut_series).await;
+    let mut slow = Vec::new();
+    // 50 bytes a second: a post the gateway inspects (read whole before deciding) and an
+    // upload it streams to the site as it comes.
+    for (path, len) in [
+        ("/i/api/graphql/AbC123/CreateTweet", 2000),
+        ("/upload/slowly", 100_000),
+    ] {
+        let proxy = gw.proxy;
+        slow.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(proxy).await.unwrap();
+            let head = format!(
+                "POST http://x.com{path} HTTP/1.1\r\nHost: x.com\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{\"a\":\""
+            );
+            trickle(
+                &mut s,
+                head.as_bytes(),
+                b"aaaaaaaaaa",
+                Duration::from_millis(200),
+                Duration::from_secs(10),
+            )
+            .await
+        }));
+    }
+    // Meanwhile: an upload at 4 KiB/s (slow, but above the floor) and a site that takes
+    // 5 s to answer a complete body are both served.
+    let client = gw.client(&[]);
+    let steady = futures_util::stream::iter(0..20).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok::<_, std::io::Error>(Bytes::from(vec![b'b'; 1024]))
+    });
+    let steady = client
+        .post("http://x.com/upload/steady")
+        .header("content-length", "20480")
+        .body(reqwest::Body::wrap_stream(steady))
+        .send();
+    let waits = client
+        .post("http://x.com/slow")
+        .body(vec![b'c'; 10_000])
+        .send();
+    let (steady, waits) = tokio::join!(steady, waits);
+    assert_eq!(steady.unwrap().status(), 200);
+    assert_eq!(
+        waits.unwrap().status(),
+        200,
+        "waiting on the site is not the client's fault"
+    );
+    for s in slow {
+        assert!(s.await.unwrap(), "a slow body was not cut off");
+    }
+    assert!(gw.metric(cut_series).await >= cuts_before + 2.0);
+    let received = plain.received.lock().clone();
+    assert!(received
+        .iter()
+        .any(|r| r.path == "/upload/steady" && r.body_len == 20480));
+    assert!(
+        !received.iter().any(|r| r.path.contains("CreateTweet")),
+        "nothing of the inspected post reached the site"
+    );
+    assert!(
+        !received
+            .iter()
+            .any(|r| r.path == "/upload/slowly" && r.body_len == 100_000),
+        "the streamed upload never completed at the site"
+    );
+}
+
+/// HTTP/2 inside an intercepted tunnel: `CONNECT`, TLS with ALPN h2, then an h2 client.
+async fn h2_tunnel(
+    gw: &Gateway,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    let tls = tunnel_offering(gw, "x.com", &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    (send, tokio::spawn(conn))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_clients_cannot_hold_the_gateway_open() {
+    let ca = TestCa::new("upstream test CA");
+    let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
+    let mut b = GatewayBuilder::new()
+        .resolve("x.com:443", x.addr)
+        .upstream_ca(&ca.pem);
+    b.config.proxy.header_timeout_seconds = 2;
+    b.config.proxy.body_timeout_seconds = 1;
+    b.config.proxy.body_min_bytes = 1024;
+    let gw = b.start().await;
+    let within = |d: u64| Duration::from_secs(d);
+
+    // A connection that never sends a request is closed after header_timeout_seconds.
+    let (_silent, silent) = h2_tunnel(&gw).await;
+    // One that sent a request and then sits idle too.
+    let (mut idle_send, idle) = h2_tunnel(&gw).await;
+    let req = http::Request::get("https://x.com/home").body(()).unwrap();
+    let (resp, _) = idle_send.send_request(req, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    // One that streams a post at 50 bytes a second is cut by the body check.
+    let (mut slow_send, slow) = h2_tunnel(&gw).await;
+    let req = http::Request::post(TWEET)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (resp, mut body) = slow_send.send_request(req, false).unwrap();
+    let trickler = tokio::spawn(async move {
+        for _ in 0..50 {
+            if body
+                .send_data(Bytes::from_static(b"aaaaaaaaaa"), false)
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(
+        tokio::time::timeout(within(8), resp)
+            .await
+            .unwrap()
+            .is_err(),
+        "the slow post got an answer"
+    );
+    trickler.abort();
+    for (what, conn) in [("silent", silent), ("idle", idle), ("slow body", slow)] {
+        tokio::time::timeout(within(8), conn)
+            .await
+            .unwrap_or_else(|_| panic!("the {what} HTTP/2 connection is still open"))
+            .unwrap()
+            .ok();
+    }
+    // A body held for inspection never left: at most the head reached the site.
+    no_body_delivered(&x, "slow HTTP/2 post");
+    // Others are still served over HTTP/2.
+    let (mut send, _conn) = h2_tunnel(&gw).await;
+    let req = http::Request::get("https://x.com/still-here")
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
