@@ -532,6 +532,14 @@ def health():
                    "Client connections open on each instance.",
                    [(f"sum by (instance) (permeable_connections_active{inst})",
                      "{{instance}}")]),
+        timeseries("Slow clients cut off",
+                   "Client connections closed for sending too slowly: head (request head "
+                   "not complete within proxy.header_timeout_seconds) or body (less than "
+                   "proxy.body_min_bytes per proxy.body_timeout_seconds). A rise is a "
+                   "slowloris attempt or a client network in trouble.",
+                   [(f"sum by (phase) (rate(permeable_client_timeouts_total{inst}[{RATE}]))",
+                     "{{phase}}")],
+                   unit="ops", stack=True),
         timeseries("Body throughput",
                    "Body bytes per second through the pipeline: request (to sites) and "
                    "response (from sites).",
