@@ -13,6 +13,9 @@
 
 use std::io::{Read, Write};
 
+/// How the JSON parser says a document is nested deeper than [`MAX_JSON_DEPTH`].
+const JSON_TOO_DEEP: &str = "JSON nested too deeply";
+
 /// Deepest JSON nesting accepted.
 pub const MAX_JSON_DEPTH: usize = 128;
 /// Largest accepted ratio of decompressed to compressed size (for bodies over 64 KiB).
@@ -203,7 +206,7 @@ impl JsonParser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<JsonNode, String> {
         if depth > MAX_JSON_DEPTH {
-            return self.err("JSON nested too deeply");
+            return self.err(JSON_TOO_DEEP);
         }
         let start = self.i;
         let kind = match self.b.get(self.i) {
@@ -692,27 +695,39 @@ pub fn parse_encodings(header: Option<&str>) -> Result<Vec<Encoding>, String> {
     Ok(out)
 }
 
-fn read_limited(mut r: impl Read, limit: usize) -> Result<Vec<u8>, String> {
+fn read_limited(mut r: impl Read, limit: usize) -> Result<Vec<u8>, Uninspectable> {
     let mut out = Vec::new();
     (&mut r)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("bad compressed body: {e}"))?;
+        .map_err(|e| {
+            Uninspectable::new(
+                UninspectableKind::BadEncoding,
+                format!("bad compressed body: {e}"),
+            )
+        })?;
     if out.len() > limit {
-        return Err("decompressed body larger than inspection.max_body".into());
+        return Err(Uninspectable::new(
+            UninspectableKind::TooLarge,
+            "decompressed body larger than inspection.max_body",
+        ));
     }
     Ok(out)
 }
 
-fn decompress(enc: Encoding, data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+fn decompress(enc: Encoding, data: &[u8], limit: usize) -> Result<Vec<u8>, Uninspectable> {
     match enc {
         Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(data), limit),
         Encoding::Deflate => read_limited(flate2::read::ZlibDecoder::new(data), limit)
             .or_else(|_| read_limited(flate2::read::DeflateDecoder::new(data), limit)),
         Encoding::Brotli => read_limited(brotli::Decompressor::new(data, 4096), limit),
         Encoding::Zstd => {
-            let d = zstd::stream::read::Decoder::new(data)
-                .map_err(|e| format!("bad zstd body: {e}"))?;
+            let d = zstd::stream::read::Decoder::new(data).map_err(|e| {
+                Uninspectable::new(
+                    UninspectableKind::BadEncoding,
+                    format!("bad zstd body: {e}"),
+                )
+            })?;
             read_limited(d, limit)
         }
     }
@@ -743,27 +758,91 @@ fn compress(enc: Encoding, data: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// What kind of reason makes a body uninspectable: a bounded set (the `reason` label of
+/// `permeable_uninspectable_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UninspectableKind {
+    /// Over `inspection.max_body`, before or after decompression, or a decompression
+    /// ratio above [`MAX_RATIO`] (a bomb).
+    TooLarge,
+    /// A Content-Encoding that is unknown or does not decode.
+    BadEncoding,
+    /// JSON nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// JSON, form, multipart or text that does not parse, or is not UTF-8.
+    Malformed,
+    /// Binary content (protobuf, an unknown type) where the employee's words may be.
+    Binary,
+}
+
+impl UninspectableKind {
+    pub const fn label(self) -> &'static str {
+        match self {
+            UninspectableKind::TooLarge => "too_large",
+            UninspectableKind::BadEncoding => "bad_encoding",
+            UninspectableKind::TooDeep => "too_deep",
+            UninspectableKind::Malformed => "malformed",
+            UninspectableKind::Binary => "binary",
+        }
+    }
+
+    pub const ALL: [UninspectableKind; 5] = [
+        UninspectableKind::TooLarge,
+        UninspectableKind::BadEncoding,
+        UninspectableKind::TooDeep,
+        UninspectableKind::Malformed,
+        UninspectableKind::Binary,
+    ];
+}
+
+/// Why a body cannot be inspected: its kind and the reason in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uninspectable {
+    pub kind: UninspectableKind,
+    pub reason: String,
+}
+
+impl Uninspectable {
+    pub fn new(kind: UninspectableKind, reason: impl Into<String>) -> Uninspectable {
+        Uninspectable {
+            kind,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Uninspectable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// Decodes a body per its Content-Encoding and Content-Type, within `max_body`.
-/// An `Err` is the reason the body is uninspectable.
+/// An `Err` says why the body is uninspectable.
 pub fn decode_body(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
     body: &[u8],
     max_body: usize,
-) -> Result<DecodedBody, String> {
+) -> Result<DecodedBody, Uninspectable> {
+    use UninspectableKind::*;
+    let fail = |kind, reason: String| Uninspectable::new(kind, reason);
     if body.len() > max_body {
-        return Err(format!(
-            "body larger than inspection.max_body ({} bytes)",
-            max_body
+        return Err(fail(
+            TooLarge,
+            format!("body larger than inspection.max_body ({max_body} bytes)"),
         ));
     }
-    let encodings = parse_encodings(content_encoding)?;
+    let encodings = parse_encodings(content_encoding).map_err(|e| fail(BadEncoding, e))?;
     let mut raw = body.to_vec();
     for enc in encodings.iter().rev() {
         let before = raw.len();
         raw = decompress(*enc, &raw, max_body)?;
         if raw.len() > 64 * 1024 && raw.len() > before.saturating_mul(MAX_RATIO) {
-            return Err("compression ratio above the inspection limit".into());
+            return Err(fail(
+                TooLarge,
+                "compression ratio above the inspection limit".into(),
+            ));
         }
     }
     let ct = content_type.unwrap_or("").trim().to_string();
@@ -776,15 +855,24 @@ pub fn decode_body(
     let kind = if raw.iter().all(|b| b.is_ascii_whitespace()) {
         BodyKind::Empty
     } else if mime == "application/json" || mime.ends_with("+json") || mime == "text/json" {
-        let text = std::str::from_utf8(&raw).map_err(|_| "JSON body is not UTF-8".to_string())?;
-        BodyKind::Json(parse_json(text).map_err(|e| format!("body is not valid JSON: {e}"))?)
+        let text = std::str::from_utf8(&raw)
+            .map_err(|_| fail(Malformed, "JSON body is not UTF-8".into()))?;
+        BodyKind::Json(parse_json(text).map_err(|e| {
+            let kind = if e.starts_with(JSON_TOO_DEEP) {
+                TooDeep
+            } else {
+                Malformed
+            };
+            fail(kind, format!("body is not valid JSON: {e}"))
+        })?)
     } else if mime == "application/x-www-form-urlencoded" {
         BodyKind::Form(parse_form(&raw))
     } else if mime == "multipart/form-data" {
-        let boundary = header_param(&ct, "boundary").ok_or("multipart body without boundary")?;
-        BodyKind::Multipart(parse_multipart(&raw, &boundary)?)
+        let boundary = header_param(&ct, "boundary")
+            .ok_or_else(|| fail(Malformed, "multipart body without boundary".into()))?;
+        BodyKind::Multipart(parse_multipart(&raw, &boundary).map_err(|e| fail(Malformed, e))?)
     } else if mime.starts_with("text/") {
-        std::str::from_utf8(&raw).map_err(|_| "text body is not UTF-8".to_string())?;
+        std::str::from_utf8(&raw).map_err(|_| fail(Malformed, "text body is not UTF-8".into()))?;
         BodyKind::Text
     } else if mime.is_empty() || mime == "application/octet-stream" {
         // No usable type: sniff. Clients of the catalogue always label what they post.

@@ -49,9 +49,6 @@ pub const TUNNEL_MODES: &[&str] = &["intercept", "passthrough", "refused"];
 pub const DIRECTIONS: &[&str] = &["request", "response"];
 /// Values of `result` on `permeable_rules_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "failure"];
-/// Values of `reason` on `permeable_uninspectable_total` (anything else is `other`).
-pub const UNINSPECTABLE_REASONS: &[&str] =
-    &["too_large", "bad_encoding", "too_deep", "malformed", OTHER];
 /// Values of `kind` on `permeable_upstream_errors_total` (anything else is `other`).
 pub const UPSTREAM_ERROR_KINDS: &[&str] = &[
     "connect", "timeout", "tls", "dns", "reset", "protocol", "refused", OTHER,
@@ -193,7 +190,8 @@ pub static UNCLASSIFIED_REQUESTS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(
     )
 });
 
-/// Bodies that should have been inspected but could not be.
+/// Bodies that should have been inspected but could not be; `reason` is the engine's
+/// [`UninspectableKind`](crate::decode::UninspectableKind) label.
 pub static UNINSPECTABLE_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "permeable_uninspectable_total",

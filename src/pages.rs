@@ -103,7 +103,7 @@ impl Pages {
                     &message,
                     &categories,
                     request_id,
-                    decision.uninspectable.as_deref(),
+                    decision.uninspectable_reason(),
                     host,
                     &BlockedWhat::of(req, &decision.activity),
                 )
@@ -124,7 +124,7 @@ impl Pages {
                 "request_id": request_id,
                 "policy_url": self.config.policy_url,
                 "continue_url": coach_url,
-                "reason": decision.uninspectable,
+                "reason": decision.uninspectable_reason(),
             });
             headers.push(("content-type".into(), "application/json".into()));
             Answer {

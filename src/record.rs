@@ -65,9 +65,9 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
     let Some(decision) = decision else {
         return;
     };
-    if let Some(reason) = decision.uninspectable.as_deref() {
+    if let Some(u) = &decision.uninspectable {
         metrics::UNINSPECTABLE_TOTAL
-            .with_label_values(&[site, uninspectable_reason(reason)])
+            .with_label_values(&[site, u.kind.label()])
             .inc();
     }
     for f in &decision.findings {
@@ -131,42 +131,12 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
                 hash: &f.value_hash,
             })
             .collect(),
-        uninspectable: decision.uninspectable.as_deref(),
+        uninspectable: decision.uninspectable_reason(),
         status: ctx
             .answered
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16())),
     };
     shared.audit.write(&event);
-}
-
-/// A bounded label for why a body could not be inspected.
-fn uninspectable_reason(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("larger")
-        || r.contains("too large")
-        || r.contains("max_body")
-        || r.contains("size")
-    {
-        "too_large"
-    } else if r.contains("encoding")
-        || r.contains("decompress")
-        || r.contains("gzip")
-        || r.contains("zstd")
-        || r.contains("brotli")
-    {
-        "bad_encoding"
-    } else if r.contains("depth") || r.contains("nest") {
-        "too_deep"
-    } else if r.contains("json")
-        || r.contains("form")
-        || r.contains("multipart")
-        || r.contains("utf")
-        || r.contains("parse")
-    {
-        "malformed"
-    } else {
-        "other"
-    }
 }
 
 fn humantime_now() -> String {

@@ -445,7 +445,7 @@ pub fn report(results: &[CaseResult]) -> (String, usize, usize) {
                     d.activity,
                     d.action,
                     d.rule.as_deref().unwrap_or("none"),
-                    d.uninspectable.as_deref().unwrap_or("no")
+                    d.uninspectable_reason().unwrap_or("no")
                 ));
                 out.push_str("  trace:\n");
                 for t in &d.trace {
@@ -563,7 +563,7 @@ fn decision_json(d: &Decision, forwarded: &[u8]) -> serde_json::Value {
         "message": d.message,
         "matches": d.matches.iter().map(|m| serde_json::json!({"id": m.id, "action": m.action.as_str(), "mode": m.mode.as_str()})).collect::<Vec<_>>(),
         "findings": d.findings.iter().map(|f| serde_json::json!({"category": f.category, "detector": f.detector, "field": f.field, "start": f.start, "end": f.end, "value_hash": f.value_hash})).collect::<Vec<_>>(),
-        "uninspectable": d.uninspectable,
+        "uninspectable": d.uninspectable_reason(),
         "body_rewritten": d.body.is_some(),
         "body": String::from_utf8_lossy(forwarded),
         "trace": d.trace,

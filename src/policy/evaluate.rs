@@ -20,7 +20,7 @@ use super::{
     UNCLASSIFIED, UNINSPECTABLE_RULE,
 };
 use crate::classify::{self, may_have_body, HeadMatch};
-use crate::decode::{self, DecodedBody, Field};
+use crate::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
 use crate::redact::{self, FieldChange, Span};
 
 /// Finds the site of a head: the catalogue by host, then sites that claim any host by API
@@ -248,7 +248,8 @@ pub fn scan_body(policy: &Policy, content_type: &str, body: &[u8]) -> Result<Vec
         None,
         body,
         policy.opts.max_body.max(body.len()),
-    )?;
+    )
+    .map_err(|e| e.reason)?;
     let fields = decode::all_fields(&decoded);
     let matches = scan_fields(policy, &fields);
     Ok(to_findings(policy, &fields, &matches))
@@ -313,14 +314,17 @@ pub fn decide(
     trace.push(|| format!("site: {} ({}) for host {}", site.id, site.name, head.host));
 
     // The body: unavailable, decodable, or not.
-    let mut uninspectable: Option<String> = None;
+    let mut uninspectable: Option<Uninspectable> = None;
     let mut decoded: Option<DecodedBody> = None;
     let body = match body {
         Some(b) => Some(b),
         None if class.needs_body => {
-            uninspectable = Some(format!(
-                "body larger than inspection.max_body ({} bytes)",
-                policy.opts.max_body
+            uninspectable = Some(Uninspectable::new(
+                UninspectableKind::TooLarge,
+                format!(
+                    "body larger than inspection.max_body ({} bytes)",
+                    policy.opts.max_body
+                ),
             ));
             None
         }
@@ -371,13 +375,16 @@ pub fn decide(
             .as_ref()
             .filter(|d| matches!(d.kind, decode::BodyKind::Binary))
         {
-            uninspectable = Some(format!(
-                "{} body cannot be inspected",
-                if d.content_type.is_empty() {
-                    "untyped binary"
-                } else {
-                    d.content_type.as_str()
-                }
+            uninspectable = Some(Uninspectable::new(
+                UninspectableKind::Binary,
+                format!(
+                    "{} body cannot be inspected",
+                    if d.content_type.is_empty() {
+                        "untyped binary"
+                    } else {
+                        d.content_type.as_str()
+                    }
+                ),
             ));
         }
     }
@@ -444,7 +451,10 @@ pub fn decide(
         group: head.group.as_deref(),
         findings: &decision.findings,
         uninspectable: uninspectable.is_some(),
-        reason: uninspectable.as_deref().unwrap_or(""),
+        reason: uninspectable
+            .as_ref()
+            .map(|u| u.reason.as_str())
+            .unwrap_or(""),
     };
     let mut winner: Option<&Rule> = None;
     let mut explicit_uninspectable = false;
@@ -507,7 +517,7 @@ pub fn decide(
         match redact_body(
             policy,
             decoded.as_ref(),
-            uninspectable.as_deref(),
+            uninspectable.as_ref().map(|u| u.reason.as_str()),
             &fields,
             &matches,
             &redact_rules,
@@ -683,12 +693,9 @@ mod tests {
         let d = p.decide(&head, &class, None);
         assert_eq!(d.action, Action::Block);
         assert_eq!(d.rule.as_deref(), Some(UNINSPECTABLE_RULE));
-        assert!(
-            d.uninspectable
-                .as_deref()
-                .is_some_and(|u| u.contains("max_body")),
-            "{d:?}"
-        );
+        let u = d.uninspectable.as_ref().expect("uninspectable");
+        assert_eq!(u.kind, crate::decode::UninspectableKind::TooLarge);
+        assert!(u.reason.contains("max_body"), "{d:?}");
         assert!(d.body.is_none());
     }
 

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::classify::Activity;
+use crate::decode::Uninspectable;
 use crate::detect::Detectors;
 
 /// Engine settings that come from the gateway's configuration, not from the rule files.
@@ -302,9 +303,16 @@ pub struct Decision {
     /// `Some(bytes)` when redaction rewrote the body (same Content-Encoding as the input).
     pub body: Option<Vec<u8>>,
     /// Why the body could not be inspected.
-    pub uninspectable: Option<String>,
+    pub uninspectable: Option<Uninspectable>,
     /// Human-readable steps, for `explain`, `test` and debugging.
     pub trace: Vec<String>,
+}
+
+impl Decision {
+    /// Why the body could not be inspected, in words.
+    pub fn uninspectable_reason(&self) -> Option<&str> {
+        self.uninspectable.as_ref().map(|u| u.reason.as_str())
+    }
 }
 
 /// Name of the built-in rule applied when a content-carrying body cannot be inspected and

@@ -735,46 +735,59 @@ async fn bytes_beyond_the_declared_length_are_not_a_second_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn undecodable_posts_are_blocked_as_uninspectable() {
     let (_ca, x, gw) = x_setup().await;
-    let before = gw.metric("permeable_uninspectable_total{site=\"x\"}").await;
     let mut bad_utf8 = br#"{"variables":{"tweet_text":"caf"#.to_vec();
     bad_utf8.extend_from_slice(&[0xff, 0xfe]);
     bad_utf8.extend_from_slice(br#""}}"#);
     let deep = format!("{}{}", "{\"a\":[".repeat(50_000), "]}".repeat(50_000));
-    // (what, Content-Type, extra headers, body)
-    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    // (what, Content-Type, extra headers, body, the metric's reason)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
     let cases: Vec<Case> = vec![
         (
             "invalid UTF-8 in JSON",
             "application/json",
             vec![],
             bad_utf8,
+            "malformed",
         ),
         (
             "deeply nested JSON",
             "application/json",
             vec![],
             deep.into_bytes(),
+            "too_deep",
         ),
         (
             "not JSON at all",
             "application/json",
             vec![],
             b"{\"variables\": ".to_vec(),
+            "malformed",
         ),
         (
             "unknown Content-Encoding",
             "application/json",
             vec![("content-encoding", "compress")],
             tweet("hi").into_bytes(),
+            "bad_encoding",
         ),
         (
             "gzip that is not gzip",
             "application/json",
             vec![("content-encoding", "gzip")],
             tweet("hi").into_bytes(),
+            "bad_encoding",
+        ),
+        (
+            "a binary encoding of the post",
+            "application/x-protobuf",
+            vec![],
+            vec![0x0a, 0x05, 0xff, 0x00, 0x01, 0x80, 0xfe],
+            "binary",
         ),
     ];
-    for (name, ct, extra, body) in cases {
+    for (name, ct, extra, body, reason) in cases {
+        let series = format!("permeable_uninspectable_total{{site=\"x\",reason=\"{reason}\"}}");
+        let before = gw.metric(&series).await;
         let resp = post(&gw, TWEET, ct, &extra, body).await;
         assert_eq!(resp.status(), 403, "{name}");
         assert_eq!(
@@ -782,9 +795,9 @@ async fn undecodable_posts_are_blocked_as_uninspectable() {
             "block-uninspectable",
             "{name}"
         );
+        assert_eq!(gw.metric(&series).await, before + 1.0, "{name}: {series}");
     }
     no_body_delivered(&x, "uninspectable posts");
-    assert!(gw.metric("permeable_uninspectable_total{site=\"x\"}").await >= before + 5.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -802,6 +815,8 @@ async fn gzip_bomb_is_uninspectable_and_memory_stays_bounded() {
     let bomb = enc.finish().unwrap();
     assert!(bomb.len() < 64 * 1024, "bomb is {} bytes", bomb.len());
     let before = rss_kib();
+    let too_large = "permeable_uninspectable_total{site=\"x\",reason=\"too_large\"}";
+    let bombs_before = gw.metric(too_large).await;
     for _ in 0..3 {
         let resp = post(
             &gw,
@@ -817,6 +832,7 @@ async fn gzip_bomb_is_uninspectable_and_memory_stays_bounded() {
             "block-uninspectable"
         );
     }
+    assert_eq!(gw.metric(too_large).await, bombs_before + 3.0);
     let grown_mib = rss_kib().saturating_sub(before) / 1024;
     assert!(
         grown_mib < 64,
