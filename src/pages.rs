@@ -31,23 +31,17 @@ pub struct Answer {
 /// Renders the gateway's own answers, with the organisation's branding.
 pub struct Pages {
     config: PagesConfig,
+    /// Signs coach acknowledgements and the messages carried in coach links; replicas
+    /// sharing `pages.coach_key_file` accept each other's.
     coach_key: Vec<u8>,
-    /// The latest message of each coach rule, so that the interstitial reached from an API
-    /// call's `continue_url` explains the rule too (messages come from the rule set, never
-    /// from the URL).
-    coach_messages: parking_lot::Mutex<std::collections::HashMap<String, String>>,
 }
 
-/// Coach rules whose messages are remembered at most (a rule set has far fewer).
-const COACH_MESSAGES_MAX: usize = 1024;
+/// Generic text of a coach page whose link carries no verifiable message.
+const COACH_GENERIC: &str = "Please take a moment before you continue.";
 
 impl Pages {
     pub fn new(config: PagesConfig, coach_key: Vec<u8>) -> Pages {
-        Pages {
-            config,
-            coach_key,
-            coach_messages: Default::default(),
-        }
+        Pages { config, coach_key }
     }
 
     /// The answer for a block or coach decision.
@@ -67,13 +61,6 @@ impl Pages {
         let categories = categories(decision);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let coach_url = (action == Action::Coach).then(|| {
-            if let Some(message) = &decision.message {
-                let mut remembered = self.coach_messages.lock();
-                if remembered.len() >= COACH_MESSAGES_MAX && !remembered.contains_key(&rule) {
-                    remembered.clear();
-                }
-                remembered.insert(rule.clone(), message.clone());
-            }
             let mut url = format!(
                 "https://{host}{COACH_PATH}?rule={}&return={}",
                 pct(&rule),
@@ -83,6 +70,16 @@ impl Pages {
                 url.push_str(&format!("&cat={}", pct(&categories.join(","))));
             }
             url.push_str(&format!("&id={}", pct(request_id)));
+            // The rule's message travels in the link, signed, so that the interstitial
+            // explains the rule on whichever replica serves it, and nobody can make the
+            // gateway's page say something else.
+            if let Some(message) = &decision.message {
+                url.push_str(&format!(
+                    "&msg={}&sig={}",
+                    pct(message),
+                    self.mac(&[host, &rule, message])
+                ));
+            }
             url
         });
         let mut headers = vec![
@@ -212,12 +209,10 @@ impl Pages {
             ret = "/".into(); // only same-site paths: no open redirect
         }
         if path == COACH_PATH {
-            let message = self
-                .coach_messages
-                .lock()
-                .get(&rule)
-                .cloned()
-                .unwrap_or_else(|| "Please take a moment before you continue.".into());
+            let message = match (query_param(query, "msg"), query_param(query, "sig")) {
+                (Some(msg), Some(sig)) if self.mac(&[host, &rule, &msg]) == sig => msg,
+                _ => COACH_GENERIC.into(),
+            };
             // Only category names the page knows are shown; anything else in the URL is not.
             let categories: Vec<String> = query_param(query, "cat")
                 .unwrap_or_default()
@@ -264,11 +259,19 @@ impl Pages {
     }
 
     fn sign(&self, host: &str, rule: &str, expiry: u64) -> String {
+        self.mac(&[host, rule, &expiry.to_string()])
+    }
+
+    /// A keyed MAC over `parts` (length-prefixed, so no two lists sign alike), in hex.
+    fn mac(&self, parts: &[&str]) -> String {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.coach_key) {
             Ok(m) => m,
             Err(_) => return String::new(),
         };
-        mac.update(format!("{host}|{rule}|{expiry}").as_bytes());
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 

@@ -217,6 +217,63 @@ async fn coach_then_continue_then_pass() {
     assert!(String::from_utf8_lossy(&x.last().unwrap().body).contains("BLUEHERON"));
 }
 
+/// The coach link an API call gets explains the rule on any replica sharing the coach key
+/// (the message travels in the link, signed), and a link whose message was changed shows
+/// only the generic text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coach_link_explains_the_rule_on_another_replica_and_cannot_be_forged() {
+    let ca = TestCa::new("upstream test CA");
+    let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), b"a coach key shared by the fleet's replicas").unwrap();
+    let replica = || {
+        let mut b = GatewayBuilder::new()
+            .resolve("x.com:443", x.addr)
+            .upstream_ca(&ca.pem);
+        b.config.pages.coach_key_file = Some(key.path().to_path_buf());
+        b.start()
+    };
+    let (one, two) = (replica().await, replica().await);
+    let resp = one
+        .intercepting_client()
+        .post(TWEET)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(tweet("status of BLUEHERON?"))
+        .send()
+        .await
+        .unwrap();
+    let json: serde_json::Value = resp.json().await.unwrap();
+    let link = json["continue_url"].as_str().unwrap().to_string();
+    let page = |url: String| {
+        let client = two.intercepting_client();
+        async move {
+            client
+                .get(url)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let shown = page(link.clone()).await;
+    assert!(
+        shown.contains("This mentions a confidential project."),
+        "the other replica explains the rule: {shown}"
+    );
+    let forged = link.replace("confidential", "harmless");
+    assert_ne!(forged, link);
+    let shown = page(forged).await;
+    assert!(!shown.contains("harmless project"), "{shown}");
+    assert!(
+        shown.contains("Please take a moment before you continue."),
+        "{shown}"
+    );
+}
+
 /// A deterministic chunked body larger than the pre-read limit.
 fn big_chunked_tweet(secret: &str) -> (reqwest::Body, usize) {
     let filler = "lorem ipsum dolor sit amet ".repeat(4000); // ~108 KiB
