@@ -43,6 +43,12 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// Worker threads of the proxy service.
     pub threads: usize,
+    /// `false` (default): one single-threaded runtime per worker thread, each connection
+    /// served by one of them from start to end (less CPU per request). `true`: one
+    /// work-stealing runtime shared by the workers, which evens out uneven load at some
+    /// cost per request. A process may run only one gateway with `false`: see
+    /// [`crate::server::prepare`].
+    pub work_stealing: bool,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub grace_period_seconds: u64,
 }
@@ -63,6 +69,7 @@ impl Default for Config {
             pages: PagesConfig::default(),
             analytics: AnalyticsConfig::default(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            work_stealing: false,
             grace_period_seconds: 30,
         }
     }

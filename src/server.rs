@@ -81,13 +81,34 @@ pub fn engine_options(config: &Config) -> Result<EngineOptions, StartError> {
     })
 }
 
+/// Set once a gateway with `work_stealing: false` has been built in this process.
+///
+/// Pingora 0.9.1's no-steal runtime records, per worker thread, which runtimes
+/// `pingora_runtime::current_handle()` spawns on, in a `thread_local::ThreadLocal` keyed by
+/// an id that the `thread_local` crate recycles when a thread exits, and never clears the
+/// record (cloudflare/pingora#981). Once such a gateway has stopped, the next threads
+/// handed those ids (the workers of the next gateway in the same process, whatever its
+/// runtime flavour) find the dead runtimes there: Pingora's accept loop and every
+/// connection task are spawned on them and cancelled at once, and the gateway never
+/// serves. The binary runs one gateway per process (an upgrade is a new process), so it is
+/// unaffected; a process that starts several (the in-process tests) must use
+/// `work_stealing: true` throughout, and this refuses the combination that cannot work.
+static NO_STEAL_BUILT: AtomicBool = AtomicBool::new(false);
+
 /// Build the gateway: fails early, with a clear message, on anything that would make it
 /// misbehave later (unreadable CA, rules that do not compile, ports in use).
+///
+/// With `work_stealing: false` (the default), only one gateway can be built per process,
+/// and none after it (Pingora 0.9.1, cloudflare/pingora#981): a second call is refused with a
+/// [`StartError`] rather than starting a gateway that would never serve.
 pub fn prepare(
     config: Config,
     config_dir: Option<&Path>,
     upgrade: bool,
 ) -> Result<Prepared, StartError> {
+    if NO_STEAL_BUILT.load(Ordering::Acquire) {
+        return Err(StartError(NO_STEAL_AGAIN.to_string()));
+    }
     metrics::register_all();
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir).map_err(|e| {
@@ -203,8 +224,12 @@ pub fn prepare(
     });
     let reloader = Arc::new(Reloader::new(shared.clone(), source.clone(), opts));
 
+    if !shared.config.work_stealing && NO_STEAL_BUILT.swap(true, Ordering::AcqRel) {
+        return Err(StartError(NO_STEAL_AGAIN.to_string()));
+    }
     let mut conf = ServerConf {
         threads: shared.config.threads.max(1),
+        work_stealing: shared.config.work_stealing,
         ca_file: Some(bundle.display().to_string()),
         grace_period_seconds: Some(shared.config.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(shared.config.grace_period_seconds.max(1)),
@@ -283,6 +308,10 @@ pub fn prepare(
         rules_source: source,
     })
 }
+
+const NO_STEAL_AGAIN: &str = "a gateway with work_stealing: false was already built in this \
+     process; Pingora 0.9.1 cannot run another one after it (cloudflare/pingora#981): \
+     set work_stealing: true on every gateway of a process that starts several";
 
 /// The admin listener, bound with SO_REUSEPORT so that a new process started with
 /// `--upgrade` can bind it while the old one still serves (Pingora hands over only its own
@@ -414,5 +443,42 @@ async fn wait_until_listening(addr: Option<SocketAddr>, ready: Arc<AtomicBool>) 
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test of this binary that builds a gateway: a no-steal one marks the
+    /// process, and any gateway after it is refused with a message that says why.
+    #[test]
+    fn a_second_gateway_after_a_no_steal_one_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let config = || {
+            let mut c = Config {
+                state_dir: Some(state.path().to_path_buf()),
+                threads: 1,
+                ..Config::default()
+            };
+            c.proxy.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+            c.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            c.audit.output = "off".into();
+            c
+        };
+        assert!(
+            !config().work_stealing,
+            "the default is the no-steal runtime"
+        );
+        let first = prepare(config(), None, false).map_err(|e| e.0);
+        assert!(first.is_ok(), "{:?}", first.err());
+        for work_stealing in [false, true] {
+            let mut c = config();
+            c.work_stealing = work_stealing;
+            match prepare(c, None, false) {
+                Ok(_) => panic!("a second gateway was built (work_stealing: {work_stealing})"),
+                Err(e) => assert!(e.0.contains("pingora#981"), "{e}"),
+            }
+        }
     }
 }

@@ -287,6 +287,10 @@ impl GatewayBuilder {
         config.admin.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         config.rules = Some(fixture_rules());
         config.threads = 2;
+        // Many gateways start and stop in this one process: Pingora 0.9.1's no-steal
+        // runtime cannot do that (cloudflare/pingora#981, see `server::prepare`). The
+        // default (`false`) is what the tests that run the binary exercise.
+        config.work_stealing = true;
         config.grace_period_seconds = 1;
         config.audit.output = "off".into();
         config.upstream.connect_timeout_ms = 2000;
