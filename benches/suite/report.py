@@ -141,12 +141,12 @@ for r in rows:
         versus = ""
         if peer:
             px = peer["result"]["mib_per_s"] / d4["result"]["mib_per_s"]
-            versus = (f" ({peer['candidate'].split(' (')[0]} here: {px * 100:.0f}% of direct; "
+            versus = (f" ({peer['candidate'].split(' (')[0]} here: {px * 100:.1f}% of direct; "
                       f"permeable {r['result']['mib_per_s'] / peer['result']['mib_per_s']:.2f}× it)")
         target(f"scenario 4, {r['candidate']}: memory flat, throughput ≥ 80% of direct",
                growth < 16 and x >= 0.8,
                f"peak RSS +{growth:.1f} MiB from 1 MiB to {upload_mib} MiB bodies; "
-               f"{x * 100:.0f}% of direct{versus}")
+               f"{x * 100:.1f}% of direct{versus}")
 d5, b5 = ref_of(5), find(5, "default_plus")
 if d5 and b5:
     x = b5["result"]["median_ns"] / d5["result"]["median_ns"]

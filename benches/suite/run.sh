@@ -2,7 +2,7 @@
 # The permeable benchmark suite (issue 9): permeable side by side with the proxies an
 # organisation would otherwise deploy, on this machine, in one run, on loopback.
 #
-#   bash benches/suite/run.sh            # everything, about 8 minutes
+#   bash benches/suite/run.sh            # everything, about 14 minutes
 #   BENCH_SECONDS=3 BENCH_SCENARIOS="1 3" bash benches/suite/run.sh   # a quick look
 #
 # On a fresh Debian/Ubuntu machine it installs what it needs: nginx (upstream and the
