@@ -16,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -85,6 +84,27 @@ impl ConnInfo {
     /// Progress on a request body.
     pub fn body_received(&self, bytes: usize) {
         self.body_bytes.fetch_add(bytes as u64, Ordering::AcqRel);
+    }
+
+    /// Where bodies stand now: (bodies started, body bytes received).
+    fn body_mark(&self) -> (u64, u64) {
+        (
+            self.bodies_started.load(Ordering::Acquire),
+            self.body_bytes.load(Ordering::Acquire),
+        )
+    }
+
+    /// At the end of a body window: the bytes received since `mark` when a body is open,
+    /// none started since, and fewer than `min_bytes` came (the client is too slow).
+    /// Moves `mark` to now otherwise.
+    fn body_stalled(&self, mark: &mut (u64, u64), min_bytes: u64) -> Option<u64> {
+        let now = self.body_mark();
+        let got = now.1.saturating_sub(mark.1);
+        if self.bodies_open.load(Ordering::Acquire) > 0 && now.0 == mark.0 && got < min_bytes {
+            return Some(got);
+        }
+        *mark = now;
+        None
     }
 }
 
@@ -226,56 +246,50 @@ impl Front {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let before = conn.heads.load(Ordering::Acquire);
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let turn = ServerApp::process_new(&self.http, stream, shutdown);
         tokio::pin!(turn);
-        let deadline = tokio::time::sleep(self.header_timeout());
-        tokio::pin!(deadline);
-        let mut armed = true;
         let proxy = &self.shared.config.proxy;
         let window = Duration::from_secs(proxy.body_timeout_seconds.max(1));
-        let body_check = tokio::time::sleep(window);
-        tokio::pin!(body_check);
-        let mut mark = (
-            conn.bodies_started.load(Ordering::Acquire),
-            conn.body_bytes.load(Ordering::Acquire),
-        );
+        // One timer per turn, set to whichever check is due first: the request head's
+        // deadline (until a head arrives) or the next body window.
+        let mut head_deadline = Some(started + self.header_timeout());
+        let mut body_due = started + window;
+        let mut mark = conn.body_mark();
+        let timer = tokio::time::sleep_until(body_due.min(head_deadline.unwrap_or(body_due)));
+        tokio::pin!(timer);
         loop {
             tokio::select! {
                 next = &mut turn => return next,
-                () = &mut body_check => {
-                    let begun = conn.bodies_started.load(Ordering::Acquire);
-                    let bytes = conn.body_bytes.load(Ordering::Acquire);
-                    let got = bytes.saturating_sub(mark.1);
-                    if conn.bodies_open.load(Ordering::Acquire) > 0
-                        && begun == mark.0
-                        && got < proxy.body_min_bytes
-                    {
-                        metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["body"]).inc();
-                        tracing::info!(
-                            client = %conn.client,
-                            received = got,
-                            window_seconds = window.as_secs(),
-                            "closed: request body slower than proxy.body_min_bytes per proxy.body_timeout_seconds"
-                        );
-                        return None;
+                () = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    if head_deadline.is_some_and(|d| now >= d) {
+                        if conn.heads.load(Ordering::Acquire) == before {
+                            // Dropping the turn closes the connection.
+                            metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["head"]).inc();
+                            tracing::info!(
+                                client = %conn.client,
+                                waited_ms = started.elapsed().as_millis() as u64,
+                                "closed: request head not complete within proxy.header_timeout_seconds"
+                            );
+                            return None;
+                        }
+                        head_deadline = None;
                     }
-                    mark = (begun, bytes);
-                    body_check.as_mut().reset(tokio::time::Instant::now() + window);
-                }
-                () = &mut deadline, if armed => {
-                    if conn.heads.load(Ordering::Acquire) != before {
-                        armed = false;
-                    } else {
-                        // Dropping the turn closes the connection.
-                        metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["head"]).inc();
-                        tracing::info!(
-                            client = %conn.client,
-                            waited_ms = started.elapsed().as_millis() as u64,
-                            "closed: request head not complete within proxy.header_timeout_seconds"
-                        );
-                        return None;
+                    if now >= body_due {
+                        if let Some(got) = conn.body_stalled(&mut mark, proxy.body_min_bytes) {
+                            metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["body"]).inc();
+                            tracing::info!(
+                                client = %conn.client,
+                                received = got,
+                                window_seconds = window.as_secs(),
+                                "closed: request body slower than proxy.body_min_bytes per proxy.body_timeout_seconds"
+                            );
+                            return None;
+                        }
+                        body_due = now + window;
                     }
+                    timer.as_mut().reset(body_due.min(head_deadline.unwrap_or(body_due)));
                 }
             }
         }
