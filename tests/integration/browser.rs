@@ -412,19 +412,6 @@ document.getElementById('send').addEventListener('click', async () => {
 });
 </script></body></html>"#;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The gateway fixture rules plus what navigations need: X's direct messages area
 /// (`GET /messages…`) is a `message` activity, blocked by `block-x-messages`; a script-free
 /// reply form (`POST /compose/reply`, form field `text`) is a `comment` activity.

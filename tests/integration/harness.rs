@@ -280,6 +280,42 @@ pub fn fixture_rules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway-rules")
 }
 
+/// A copy of the fixture rules that a test may edit.
+pub fn fixture_rules_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_rules(), dir.path());
+    dir
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Replace `policy.yaml` in `rules` as editors and ConfigMaps do (a new file renamed into
+/// place), reload through the admin API and return the new rule-set version.
+pub async fn replace_policy_and_reload(gw: &Gateway, rules: &Path, text: &str) -> String {
+    let tmp = rules.join(".policy.yaml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, rules.join("policy.yaml")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/-/reload", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
 impl GatewayBuilder {
     pub fn new() -> GatewayBuilder {
         let mut config = Config::default();
@@ -391,6 +427,16 @@ impl Gateway {
             .await
             .unwrap()
             .text()
+            .await
+            .unwrap()
+    }
+
+    /// The admin `/readyz` answer.
+    pub async fn readyz(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/readyz", self.admin))
+            .await
+            .unwrap()
+            .json()
             .await
             .unwrap()
     }

@@ -72,12 +72,7 @@ async fn audit_trail_records_decisions_but_never_the_content() {
     assert_eq!(blocked["group"], "engineering");
     assert_eq!(blocked["categories"]["secret.aws_access_key"], 1);
     assert_eq!(blocked["client"], "127.0.0.1");
-    let live: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: serde_json::Value = gw.readyz().await;
     assert_eq!(
         blocked["rules_version"], live["rules"]["version"],
         "the deciding rule set is named"

@@ -369,8 +369,7 @@ async fn body_over_the_inspection_limit_is_blocked_as_uninspectable() {
 async fn reload_swaps_rules_and_rejects_broken_ones_under_traffic() {
     let ca = TestCa::new("upstream test CA");
     let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
-    let rules = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), rules.path());
+    let rules = fixture_rules_copy();
     let mut b = GatewayBuilder::new()
         .resolve("x.com:443", x.addr)
         .upstream_ca(&ca.pem);
@@ -426,14 +425,7 @@ async fn reload_swaps_rules_and_rejects_broken_ones_under_traffic() {
     assert_eq!(r.status(), 422);
     let errors = r.text().await.unwrap();
     assert!(errors.contains("broken.yaml:"), "{errors}");
-    let ready: serde_json::Value = admin
-        .get(format!("http://{}/readyz", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = gw.readyz().await;
     assert!(ready["rules"]["last_reload_error"]
         .as_str()
         .unwrap()
@@ -461,19 +453,6 @@ async fn reload_swaps_rules_and_rejects_broken_ones_under_traffic() {
         0,
         "no request failed during reloads"
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -525,19 +504,13 @@ async fn large_streamed_post_under_coaching_passes_once_acknowledged() {
 async fn editing_the_rules_directory_reloads_by_itself() {
     let ca = TestCa::new("upstream test CA");
     let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
-    let rules = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), rules.path());
+    let rules = fixture_rules_copy();
     let mut b = GatewayBuilder::new()
         .resolve("x.com:443", x.addr)
         .upstream_ca(&ca.pem);
     b.config.rules = Some(rules.path().to_path_buf());
     let gw = b.start().await;
-    let before: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: serde_json::Value = gw.readyz().await;
     // Written slowly, in two steps, as an editor or a copy might: the first step alone is
     // valid YAML that lacks a rule, and must never go live.
     let policy = rules.path().join("policy.yaml");
@@ -589,12 +562,7 @@ async fn editing_the_rules_directory_reloads_by_itself() {
         action, "block",
         "the edited rules went live without a signal or an API call"
     );
-    let after: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: serde_json::Value = gw.readyz().await;
     assert_ne!(before["rules"]["version"], after["rules"]["version"]);
     assert!(after["rules"]["last_reload_error"].is_null(), "{after}");
 }

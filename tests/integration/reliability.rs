@@ -629,27 +629,13 @@ async fn x_setup() -> (TestCa, Upstream, Gateway) {
 
 /// The fixture rules plus a site whose posts carry a form field and multipart parts.
 fn rules_with_forms() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), dir.path());
+    let dir = fixture_rules_copy();
     std::fs::write(
         dir.path().join("sites/forms.yaml"),
         "site: forms\nname: Forms (test)\ndomains: [forms.example]\nactivities:\n  - activity: post\n    method: POST\n    path: '^/form$'\n    content:\n      - form: text\n  - activity: comment\n    method: POST\n    path: '^/multipart$'\n    content:\n      - multipart: '*'\n  - activity: view\n    method: GET\n",
     )
     .unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 /// No byte of a blocked body reached the site. (A body too large to be read before the
@@ -1385,8 +1371,7 @@ async fn a_full_audit_disk_does_not_stop_decisions() {
 async fn deleting_the_rules_directory_keeps_the_running_rules() {
     let ca = TestCa::new("upstream test CA");
     let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
-    let rules = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), rules.path());
+    let rules = fixture_rules_copy();
     let mut b = GatewayBuilder::new()
         .resolve("x.com:443", x.addr)
         .upstream_ca(&ca.pem);
@@ -1702,8 +1687,7 @@ async fn the_leaf_a_client_receives_is_not_a_ca() {
 async fn fifty_reloads_under_load_fail_no_request() {
     let ca = TestCa::new("upstream test CA");
     let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
-    let rules = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), rules.path());
+    let rules = fixture_rules_copy();
     let mut b = GatewayBuilder::new()
         .resolve("x.com:443", x.addr)
         .upstream_ca(&ca.pem);
@@ -1756,24 +1740,12 @@ async fn fifty_reloads_under_load_fail_no_request() {
             (ok, failed)
         }));
     }
-    let admin = reqwest::Client::new();
-    let policy = rules.path().join("policy.yaml");
-    let original = std::fs::read_to_string(&policy).unwrap();
+    let original = std::fs::read_to_string(rules.path().join("policy.yaml")).unwrap();
     let mut versions = std::collections::BTreeSet::new();
     for n in 0..50 {
         // Each reload compiles a different rule set (a new version).
-        // Written as editors and ConfigMaps do: a new file renamed into place.
-        let tmp = rules.path().join(".policy.yaml.tmp");
-        std::fs::write(&tmp, format!("{original}\n# reload {n}\n")).unwrap();
-        std::fs::rename(&tmp, &policy).unwrap();
-        let r = admin
-            .post(format!("http://{}/-/reload", gw.admin))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
-        versions.insert(v["version"].as_str().unwrap().to_string());
+        let text = format!("{original}\n# reload {n}\n");
+        versions.insert(replace_policy_and_reload(&gw, rules.path(), &text).await);
     }
     done.store(true, Ordering::SeqCst);
     let mut total = 0;
@@ -1798,8 +1770,7 @@ async fn fifty_reloads_under_load_fail_no_request() {
 async fn each_request_is_decided_by_exactly_one_rules_version() {
     let ca = TestCa::new("upstream test CA");
     let x = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
-    let rules = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_rules(), rules.path());
+    let rules = fixture_rules_copy();
     std::fs::write(
         rules.path().join("detectors/marker.yaml"),
         "detectors:\n  - id: marker\n    category: custom.marker\n    regex: 'MARK-[0-9]+'\n",
@@ -1825,12 +1796,7 @@ async fn each_request_is_decided_by_exactly_one_rules_version() {
     b.config.audit.output = audit.path().display().to_string();
     let gw = b.start().await;
     let mut version_of = std::collections::BTreeMap::new();
-    let ready: serde_json::Value = reqwest::get(format!("http://{}/readyz", gw.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = gw.readyz().await;
     version_of.insert(0, ready["rules"]["version"].as_str().unwrap().to_string());
 
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1867,19 +1833,9 @@ async fn each_request_is_decided_by_exactly_one_rules_version() {
             seen
         }));
     }
-    let admin = reqwest::Client::new();
     for n in 1..=50 {
-        let tmp = rules.path().join(".policy.yaml.tmp");
-        std::fs::write(&tmp, policy_for(n)).unwrap();
-        std::fs::rename(&tmp, &policy).unwrap();
-        let r = admin
-            .post(format!("http://{}/-/reload", gw.admin))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
-        version_of.insert(n, v["version"].as_str().unwrap().to_string());
+        let version = replace_policy_and_reload(&gw, rules.path(), &policy_for(n)).await;
+        version_of.insert(n, version);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     done.store(true, Ordering::SeqCst);
