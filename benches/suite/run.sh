@@ -209,6 +209,12 @@ $stream
 EOF
 }
 
+start_nginx() { # DIR (written by nginx_conf): on the servers' CPU; sets NGINX_PID
+  "${SRV[@]}" "$NGINX" -p "$1" -c "$1/nginx.conf" &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+}
+
 # The upstream: small answers to every request, plain and TLS (a certificate for x.com).
 UPSTREAM_PID=""
 start_upstream() {
@@ -220,9 +226,8 @@ start_upstream() {
     ssl_certificate_key $PKI/site.key;
     location / { default_type text/plain; return 200 \"hello from the upstream, a small answer\n\"; }
   }"
-  "${SRV[@]}" "$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" &
-  UPSTREAM_PID=$!
-  PIDS+=("$UPSTREAM_PID")
+  start_nginx "$WORK/upstream"
+  UPSTREAM_PID=$NGINX_PID
   wait_port "$UP_HTTP"
   wait_port "$UP_HTTPS"
 }
@@ -259,9 +264,8 @@ start_nginx_proxy() {
       proxy_ssl_session_reuse on;
     }
   }"
-  "${SRV[@]}" "$NGINX" -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" &
-  CAND_PID=$!
-  PIDS+=("$CAND_PID")
+  start_nginx "$WORK/nginx-proxy"
+  CAND_PID=$NGINX_PID
   wait_port "$NGX_HTTP"
   wait_port "$NGX_TLS"
 }
@@ -328,9 +332,8 @@ start_nginx_upload() {
     }
   }" "
   server { listen 127.0.0.1:$NGX_L4; proxy_pass 127.0.0.1:$SINK; }"
-  "${SRV[@]}" "$NGINX" -p "$WORK/nginx-upload" -c "$WORK/nginx-upload/nginx.conf" &
-  CAND_PID=$!
-  PIDS+=("$CAND_PID")
+  start_nginx "$WORK/nginx-upload"
+  CAND_PID=$NGINX_PID
   wait_port "$NGX_UP"
   wait_port "$NGX_L4"
 }
