@@ -92,6 +92,9 @@ pub struct ProxyConfig {
     /// bring at least `body_min_bytes`, or the connection is closed.
     pub body_timeout_seconds: u64,
     pub body_min_bytes: u64,
+    /// Relay plain HTTP/1.1 requests without a body that the rules let through
+    /// unchanged on the gateway's own lean path instead of the full pipeline.
+    pub fast_path: bool,
 }
 
 impl Default for ProxyConfig {
@@ -104,6 +107,7 @@ impl Default for ProxyConfig {
             header_timeout_seconds: 60,
             body_timeout_seconds: 30,
             body_min_bytes: 1024,
+            fast_path: true,
         }
     }
 }

@@ -1,14 +1,13 @@
 //! What happens after every request, errors included: metrics and the audit event.
 //! Called from the pipeline's `logging` phase, the one place that sees every request.
 
-use pingora::proxy::Session;
-
 use crate::audit::{AuditEvent, MatchedRule, ValueHash};
 use crate::metrics;
 use crate::policy::{Action, UNCLASSIFIED};
 use crate::proxy::{RequestCtx, Shared};
 
-pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
+/// `response_body_bytes` and `status` are what the client was sent (status 0: nothing).
+pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u64, status: u16) {
     let class = ctx.head.as_ref().and(ctx.class_ref());
     // Site ids come from the compiled catalogue: a bounded set by construction.
     let site = class
@@ -55,7 +54,7 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
             .inc_by(ctx.bytes_up() as u64);
         metrics::BODY_BYTES_TOTAL
             .with_label_values(&[site, "response"])
-            .inc_by(session.body_bytes_sent() as u64);
+            .inc_by(response_body_bytes);
     }
     if activity == UNCLASSIFIED {
         metrics::UNCLASSIFIED_REQUESTS_TOTAL
@@ -132,9 +131,7 @@ pub fn record_request(shared: &Shared, session: &Session, ctx: &RequestCtx) {
             })
             .collect(),
         uninspectable: decision.uninspectable_reason(),
-        status: ctx
-            .answered
-            .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16())),
+        status: ctx.answered.unwrap_or(status),
     };
     shared.audit.write(&event);
 }

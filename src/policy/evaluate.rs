@@ -71,48 +71,56 @@ struct Facts<'a> {
     reason: &'a str,
 }
 
-/// Whether `c` holds; on `false`, why not.
-fn condition_holds(c: &Condition, f: &Facts<'_>) -> Result<String, String> {
+/// Whether `c` holds; on `false`, why not. The reasons are written only when `explain`
+/// (for the trace): a decision on the proxy path does not pay for them.
+fn condition_holds(c: &Condition, f: &Facts<'_>, explain: bool) -> Result<String, String> {
+    let say = |text: &dyn Fn() -> String| if explain { text() } else { String::new() };
     let mut why = Vec::new();
     if let Some(sites) = &c.sites {
         if !sites.iter().any(|s| s == f.site) {
-            return Err(format!("site {} not in {:?}", f.site, sites));
+            return Err(say(&|| format!("site {} not in {:?}", f.site, sites)));
         }
-        why.push(format!("site {}", f.site));
+        why.push(say(&|| format!("site {}", f.site)));
     }
     if let Some(acts) = &c.activities {
         if !acts.iter().any(|a| a == f.activity) {
-            return Err(format!("activity {} not in {:?}", f.activity, acts));
+            return Err(say(&|| {
+                format!("activity {} not in {:?}", f.activity, acts)
+            }));
         }
-        why.push(format!("activity {}", f.activity));
+        why.push(say(&|| format!("activity {}", f.activity)));
     }
     if let Some(groups) = &c.groups {
         match f.group {
-            Some(g) if groups.iter().any(|x| x == g) => why.push(format!("group {g}")),
-            Some(g) => return Err(format!("group {g} not in {groups:?}")),
-            None => return Err(format!("no group (wanted one of {groups:?})")),
+            Some(g) if groups.iter().any(|x| x == g) => why.push(say(&|| format!("group {g}"))),
+            Some(g) => return Err(say(&|| format!("group {g} not in {groups:?}"))),
+            None => return Err(say(&|| format!("no group (wanted one of {groups:?})"))),
         }
     }
     if let Some(u) = c.uninspectable {
         if u != f.uninspectable {
-            return Err(if u {
-                "body was inspected".into()
-            } else {
-                "body was uninspectable".into()
-            });
+            return Err(say(&|| {
+                if u {
+                    "body was inspected".into()
+                } else {
+                    "body was uninspectable".into()
+                }
+            }));
         }
         if u {
-            why.push("body uninspectable".into());
+            why.push(say(&|| "body uninspectable".into()));
         }
     }
     if let Some(u) = c.unclassified {
         let is = f.activity == UNCLASSIFIED;
         if u != is {
-            return Err(if u {
-                "activity is classified".into()
-            } else {
-                "activity is unclassified".into()
-            });
+            return Err(say(&|| {
+                if u {
+                    "activity is classified".into()
+                } else {
+                    "activity is unclassified".into()
+                }
+            }));
         }
     }
     if c.categories.is_some() || c.detectors.is_some() || c.min_count.is_some() {
@@ -132,11 +140,14 @@ fn condition_holds(c: &Condition, f: &Facts<'_>) -> Result<String, String> {
             .count();
         let need = c.min_count.unwrap_or(1);
         if count < need {
-            return Err(format!("{count} matching finding(s), need {need}"));
+            return Err(say(&|| format!("{count} matching finding(s), need {need}")));
         }
         if need > 0 {
-            why.push(format!("{count} matching finding(s)"));
+            why.push(say(&|| format!("{count} matching finding(s)")));
         }
+    }
+    if !explain {
+        return Ok(String::new());
     }
     if why.is_empty() {
         why.push("no conditions".into());
@@ -144,11 +155,15 @@ fn condition_holds(c: &Condition, f: &Facts<'_>) -> Result<String, String> {
     Ok(why.join(", "))
 }
 
-fn rule_matches(rule: &Rule, f: &Facts<'_>) -> Result<String, String> {
-    let why = condition_holds(&rule.when, f)?;
+fn rule_matches(rule: &Rule, f: &Facts<'_>, explain: bool) -> Result<String, String> {
+    let why = condition_holds(&rule.when, f, explain)?;
     if let Some(u) = &rule.unless {
-        if let Ok(exc) = condition_holds(u, f) {
-            return Err(format!("exception applies (unless: {exc})"));
+        if let Ok(exc) = condition_holds(u, f, explain) {
+            return Err(if explain {
+                format!("exception applies (unless: {exc})")
+            } else {
+                String::new()
+            });
         }
     }
     Ok(why)
@@ -460,7 +475,7 @@ pub fn decide(
     let mut explicit_uninspectable = false;
     let mut redact_rules: Vec<&Rule> = Vec::new();
     for rule in &policy.rules {
-        match rule_matches(rule, &facts) {
+        match rule_matches(rule, &facts, trace.on) {
             Ok(why) => {
                 let tag = if rule.mode == Mode::Monitor {
                     " [monitor: would have]"

@@ -25,7 +25,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Gateway, Shared};
+use super::{lean, Gateway, Shared};
 use crate::metrics;
 use crate::upstream::ResolveError;
 
@@ -181,8 +181,11 @@ pub struct Front {
     pub listener: Listener,
 }
 
-/// Largest request head read before giving up on a CONNECT.
+/// Largest request head read before giving up on a CONNECT; longer heads of other
+/// requests are left to the pipeline.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
+/// Bytes read from a client at a time while waiting for a request head.
+const READ_CHUNK: usize = 4096;
 
 #[async_trait]
 impl ServerApp for Front {
@@ -215,7 +218,7 @@ impl ServerApp for Front {
                     .shared
                     .connections
                     .register(key, ConnInfo::new(ConnMode::TransparentHttp, client));
-                self.run_pipeline(l4, &conn.info, shutdown).await
+                self.serve_plain(l4, &conn.info, shutdown, false).await;
             }
             Listener::TransparentTls => self.serve_transparent_tls(l4, client, key, shutdown).await,
         }
@@ -227,8 +230,74 @@ impl Front {
     /// Serve requests on one connection through the HTTP pipeline until it closes.
     async fn run_pipeline(&self, stream: Stream, conn: &ConnInfo, shutdown: &ShutdownWatch) {
         let mut stream = stream;
-        while let Some(next) = self.pipeline_once(stream, conn, shutdown).await {
-            stream = next;
+        loop {
+            let started = tokio::time::Instant::now();
+            match self.pipeline_once(stream, conn, shutdown, started).await {
+                Some(next) => stream = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Serve plain HTTP/1 requests on a connection. Each request head is read here:
+    /// bodiless requests the rules let through unchanged take the [`lean`] path, all
+    /// others go through the pipeline. On the explicit listener a `CONNECT` ends this: the
+    /// stream is returned with the bytes read of it.
+    async fn serve_plain(
+        &self,
+        mut l4: Box<L4Stream>,
+        conn: &Arc<ConnInfo>,
+        shutdown: &ShutdownWatch,
+        explicit: bool,
+    ) -> Option<(Box<L4Stream>, Vec<u8>)> {
+        let mut watch = shutdown.clone();
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut scratch = Vec::new();
+        loop {
+            let started = tokio::time::Instant::now();
+            let deadline = started + self.header_timeout();
+            let end = loop {
+                if explicit && buf.len() >= 8 && buf.starts_with(b"CONNECT ") {
+                    return Some((l4, buf));
+                }
+                match head_end(&buf) {
+                    Ok(Some(end)) => break Some(end),
+                    // The pipeline reads (and judges) bare LF line ends and long heads.
+                    Err(()) => break None,
+                    Ok(None) if buf.len() > MAX_CONNECT_HEAD => break None,
+                    Ok(None) => {}
+                }
+                if buf.is_empty() && *watch.borrow() {
+                    return None;
+                }
+                buf.reserve(READ_CHUNK);
+                tokio::select! {
+                    biased;
+                    read = l4.read_buf(&mut buf) => match read {
+                        Ok(0) | Err(_) => return None,
+                        Ok(_) => {}
+                    },
+                    _ = watch.changed(), if buf.is_empty() => return None,
+                    () = tokio::time::sleep_until(deadline) => {
+                        head_timed_out(conn, started);
+                        return None;
+                    }
+                }
+            };
+            if let Some(end) = end.filter(|_| self.shared.config.proxy.fast_path) {
+                match lean::serve(&self.shared, &mut l4, conn, &buf[..end], &mut scratch).await {
+                    lean::Outcome::KeepAlive => {
+                        buf.drain(..end);
+                        continue;
+                    }
+                    lean::Outcome::Close => return None,
+                    lean::Outcome::Declined => {}
+                }
+            }
+            l4.rewind(&buf);
+            buf.clear();
+            let next = self.pipeline_once(l4, conn, shutdown, started).await?;
+            l4 = next.into_any().downcast::<L4Stream>().ok()?;
         }
     }
 
@@ -239,14 +308,16 @@ impl Front {
     /// body is being received must bring `proxy.body_min_bytes`, or the connection is cut
     /// (a window in which a new body started is not judged). Waiting on the site is never
     /// held against the client.
+    ///
+    /// `started` is when the wait for this request's head began.
     async fn pipeline_once(
         &self,
         stream: Stream,
         conn: &ConnInfo,
         shutdown: &ShutdownWatch,
+        started: tokio::time::Instant,
     ) -> Option<Stream> {
         let before = conn.heads.load(Ordering::Acquire);
-        let started = tokio::time::Instant::now();
         let turn = ServerApp::process_new(&self.http, stream, shutdown);
         tokio::pin!(turn);
         let proxy = &self.shared.config.proxy;
@@ -266,12 +337,7 @@ impl Front {
                     if head_deadline.is_some_and(|d| now >= d) {
                         if conn.heads.load(Ordering::Acquire) == before {
                             // Dropping the turn closes the connection.
-                            metrics::CLIENT_TIMEOUTS_TOTAL.with_label_values(&["head"]).inc();
-                            tracing::info!(
-                                client = %conn.client,
-                                waited_ms = started.elapsed().as_millis() as u64,
-                                "closed: request head not complete within proxy.header_timeout_seconds"
-                            );
+                            head_timed_out(conn, started);
                             return None;
                         }
                         head_deadline = None;
@@ -301,7 +367,7 @@ impl Front {
 
     async fn serve_explicit(
         &self,
-        mut l4: Box<L4Stream>,
+        l4: Box<L4Stream>,
         client: SocketAddr,
         key: u64,
         shutdown: &ShutdownWatch,
@@ -310,50 +376,32 @@ impl Front {
             .shared
             .connections
             .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
-        let timeout = self.header_timeout();
-        loop {
-            // Enough bytes to tell a CONNECT from anything else.
-            let mut head = Vec::with_capacity(1024);
-            let read = tokio::time::timeout(timeout, read_at_least(&mut l4, &mut head, 8)).await;
-            match read {
-                Ok(Ok(true)) => {}
-                _ => return, // closed, idle too long or failed
-            }
-            if !head.starts_with(b"CONNECT ") {
-                l4.rewind(&head);
-                let Some(next) = self.pipeline_once(l4, &conn.info, shutdown).await else {
-                    return;
-                };
-                l4 = match next.into_any().downcast::<L4Stream>() {
-                    Ok(l4) => l4,
-                    Err(_) => return,
-                };
-                continue;
-            }
-            drop(conn);
-            let read = tokio::time::timeout(timeout, read_head(&mut l4, &mut head)).await;
-            let end = match read {
-                Ok(Ok(Head::Complete(end))) => end,
-                Ok(Ok(Head::TooLarge)) => {
-                    let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
-                    return;
-                }
-                Ok(Ok(Head::BareLf)) => {
-                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
-                    let reason = "malformed CONNECT request: lines must end with CRLF";
-                    let _ = respond_plain(&mut l4, 400, reason).await;
-                    return;
-                }
-                _ => return,
-            };
-            let leftover = head.split_off(end);
-            if !leftover.is_empty() {
-                // A client that sent its ClientHello right behind the CONNECT.
-                l4.rewind(&leftover);
-            }
-            self.serve_connect(l4, client, key, &head, shutdown).await;
+        let Some((mut l4, mut head)) = self.serve_plain(l4, &conn.info, shutdown, true).await
+        else {
             return;
+        };
+        drop(conn);
+        let read = tokio::time::timeout(self.header_timeout(), read_head(&mut l4, &mut head)).await;
+        let end = match read {
+            Ok(Ok(Head::Complete(end))) => end,
+            Ok(Ok(Head::TooLarge)) => {
+                let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
+                return;
+            }
+            Ok(Ok(Head::BareLf)) => {
+                metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                let reason = "malformed CONNECT request: lines must end with CRLF";
+                let _ = respond_plain(&mut l4, 400, reason).await;
+                return;
+            }
+            _ => return,
+        };
+        let leftover = head.split_off(end);
+        if !leftover.is_empty() {
+            // A client that sent its ClientHello right behind the CONNECT.
+            l4.rewind(&leftover);
         }
+        self.serve_connect(l4, client, key, &head, shutdown).await;
     }
 
     async fn serve_connect(
@@ -537,22 +585,30 @@ impl Front {
     }
 }
 
-/// Read until `buf` holds at least `n` bytes. `Ok(false)`: the peer closed first.
-async fn read_at_least(l4: &mut L4Stream, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 4096];
-    while buf.len() < n {
-        let got = l4.read(&mut chunk).await?;
-        if got == 0 {
-            return Ok(false);
+/// Where the request head in `buf` ends, once complete; `Err` at a line that ends with a
+/// bare LF.
+fn head_end(buf: &[u8]) -> Result<Option<usize>, ()> {
+    for (i, _) in buf.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        if i == 0 || buf[i - 1] != b'\r' {
+            return Err(());
         }
-        buf.extend_from_slice(&chunk[..got]);
-        // A short request ("GET / HTTP/1.0\r\n\r\n" is longer than 8) is never shorter
-        // than the CONNECT check needs, but a complete head ends the wait anyway.
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
+        if i >= 3 && &buf[i - 3..i] == b"\r\n\r" {
+            return Ok(Some(i + 1));
         }
     }
-    Ok(true)
+    Ok(None)
+}
+
+/// A client took longer than `proxy.header_timeout_seconds` to send a request head.
+fn head_timed_out(conn: &ConnInfo, started: tokio::time::Instant) {
+    metrics::CLIENT_TIMEOUTS_TOTAL
+        .with_label_values(&["head"])
+        .inc();
+    tracing::info!(
+        client = %conn.client,
+        waited_ms = started.elapsed().as_millis() as u64,
+        "closed: request head not complete within proxy.header_timeout_seconds"
+    );
 }
 
 /// How reading a CONNECT request head ended.

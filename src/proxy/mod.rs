@@ -1,10 +1,10 @@
 //! The HTTP pipeline on Pingora: one place per phase, each calling into the engine.
 //!
-//! A request's life (see also `docs/pipeline.md`):
+//! A request's life (see also README "How it works"):
 //!
 //! | phase | what permeable does |
 //! |---|---|
-//! | [`front`] (before HTTP) | client allow-list; CONNECT → intercept or blind tunnel; transparent SNI |
+//! | [`front`] (before HTTP) | client allow-list; CONNECT → intercept or blind tunnel; transparent SNI; plain bodiless requests the rules let through unchanged → [`lean`] (which does the same checks and records the same way, without the phases below) |
 //! | `request_filter` | target (CONNECT target, absolute-form URL or Host) and its checks; identity and group; **classify** (site, activity); buffer the body when it is inspected and small enough to decide before the upstream is contacted; **decide**; answer block/coach pages at once |
 //! | `upstream_peer` | resolve the target asynchronously (overrides, private ranges refused), TLS to the real site with verification |
 //! | `upstream_request_filter` | rewrite absolute-form targets, strip identity and proxy headers, fix Content-Length after redaction |
@@ -16,6 +16,7 @@
 //! becomes a response only here, at the edge, through [`crate::pages`].
 
 pub mod front;
+pub mod lean;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::pages::{self, Pages};
 use crate::policy::{Action, Classification, Decision, Policy, RequestHead};
-use crate::upstream::{ResolveError, Resolver};
+use crate::upstream::Resolver;
 use front::{ConnInfo, ConnMode, Connections};
 
 /// Bodies up to this size are read whole before the upstream is contacted and decided
@@ -52,6 +53,8 @@ pub struct Shared {
     pub audit: Audit,
     pub groups: metrics::GroupAnonymizer,
     pub shared_domains: metrics::SharedDomains,
+    /// Keep-alive connections to sites for the lean path.
+    pub plain_pool: lean::Pool,
 }
 
 impl Shared {
@@ -78,6 +81,29 @@ impl Shared {
                 .bypass
                 .iter()
                 .any(|d| domain_matches(d, host)),
+        }
+    }
+
+    /// Who sent a request: the identity headers are believed only from trusted sources;
+    /// otherwise the group comes from the client's address.
+    fn identify<'h>(
+        &self,
+        ctx: &mut RequestCtx,
+        client_ip: Option<IpAddr>,
+        header: impl Fn(&str) -> Option<&'h str>,
+    ) {
+        let identity = &self.config.clients.identity;
+        let trusted = client_ip.is_some_and(|ip| identity.trusted.iter().any(|n| n.contains(&ip)));
+        if trusted {
+            ctx.user = header(&identity.user_header).map(str::to_string);
+            if let Some(g) = header(&identity.group_header) {
+                ctx.group = g.to_string();
+            }
+        }
+        if ctx.group == "unknown" {
+            if let Some(g) = client_ip.and_then(|ip| self.group_of(ip)) {
+                ctx.group = g;
+            }
         }
     }
 
@@ -166,6 +192,29 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    fn new() -> RequestCtx {
+        RequestCtx {
+            id: request_id(),
+            started: Instant::now(),
+            conn: None,
+            body_open: false,
+            target: None,
+            rewrite_uri: None,
+            policy: None,
+            head: None,
+            class: None,
+            decision: None,
+            body: BodyMode::Passthrough,
+            group: "unknown".into(),
+            user: None,
+            refusal: None,
+            answered: None,
+            inspection: Duration::ZERO,
+            coached_continue: false,
+            bytes_up: 0,
+            link_domains: Vec::new(),
+        }
+    }
     pub fn class_ref(&self) -> Option<&Classification> {
         self.class.as_ref()
     }
@@ -230,7 +279,12 @@ fn link_domains(body: &[u8]) -> Vec<String> {
 /// A request id: 16 hex digits from the thread's CSPRNG (seeded once per thread), so that
 /// naming a request costs no system call (a v4 UUID asked the kernel for every request).
 fn request_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = rand::random::<u64>();
+    (0..16)
+        .rev()
+        .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
+        .collect()
 }
 
 /// The [`ProxyHttp`] implementation: the pipeline's phases.
@@ -243,27 +297,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            id: request_id(),
-            started: Instant::now(),
-            conn: None,
-            body_open: false,
-            target: None,
-            rewrite_uri: None,
-            policy: None,
-            head: None,
-            class: None,
-            decision: None,
-            body: BodyMode::Passthrough,
-            group: "unknown".into(),
-            user: None,
-            refusal: None,
-            answered: None,
-            inspection: Duration::ZERO,
-            coached_continue: false,
-            bytes_up: 0,
-            link_domains: Vec::new(),
-        }
+        RequestCtx::new()
     }
 
     /// Runs first for every request: decide where it goes and what the rules say, and
@@ -308,20 +342,10 @@ impl ProxyHttp for Gateway {
         };
         ctx.target = Some(target.clone());
 
-        // Identity: believed only from trusted sources; otherwise derived from the address.
+        shared.identify(ctx, client_ip, |name| {
+            header_str(session.req_header(), name)
+        });
         let identity = &shared.config.clients.identity;
-        let trusted = client_ip.is_some_and(|ip| identity.trusted.iter().any(|n| n.contains(&ip)));
-        if trusted {
-            ctx.user = header_str(session.req_header(), &identity.user_header).map(str::to_string);
-            if let Some(g) = header_str(session.req_header(), &identity.group_header) {
-                ctx.group = g.to_string();
-            }
-        }
-        if ctx.group == "unknown" {
-            if let Some(g) = client_ip.and_then(|ip| shared.group_of(ip)) {
-                ctx.group = g;
-            }
-        }
 
         let req = session.req_header();
         let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
@@ -455,11 +479,7 @@ impl ProxyHttp for Gateway {
         {
             Ok(addr) => addr,
             Err(e) => {
-                let (status, kind) = match e {
-                    ResolveError::Private(_) => (403, "refused"),
-                    ResolveError::Timeout => (504, "dns"),
-                    ResolveError::NotFound(_) => (502, "dns"),
-                };
+                let (status, kind) = e.status_and_kind();
                 ctx.refusal = Some((status, kind, e.to_string()));
                 return Err(Error::explain(ErrorType::HTTPStatus(status), e.to_string()));
             }
@@ -662,21 +682,7 @@ impl ProxyHttp for Gateway {
             Some(r) => r,
             None => classify_error(e),
         };
-        let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
-        if kind == "bad_request" || kind == "refused" {
-            // The client's doing, not the site's: counted by requests_total{action="refused"}.
-            tracing::info!(request_id = %ctx.id, host, status, reason = %reason, "request refused");
-        } else {
-            let site = ctx
-                .class
-                .as_ref()
-                .and_then(|c| c.site.clone())
-                .unwrap_or_else(|| "other".into());
-            metrics::UPSTREAM_ERRORS_TOTAL
-                .with_label_values(&[&site, kind])
-                .inc();
-            tracing::warn!(request_id = %ctx.id, host, kind, status, error = %e, "upstream failed");
-        }
+        note_failure(ctx, status, kind, &reason, e);
         if status > 0 {
             let resp =
                 self.shared
@@ -699,7 +705,8 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.body_progress(0, true);
-        crate::record::record_request(&self.shared, session, ctx);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        crate::record::record_request(&self.shared, ctx, session.body_bytes_sent() as u64, status);
     }
 }
 
@@ -763,21 +770,59 @@ impl Gateway {
     }
 }
 
+/// Log and count a request the gateway could not relay: a refusal is the client's doing
+/// (counted by `requests_total{action="refused"}`), anything else the site's.
+fn note_failure(
+    ctx: &RequestCtx,
+    status: u16,
+    kind: &str,
+    reason: &str,
+    error: &dyn std::fmt::Display,
+) {
+    let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
+    if kind == "bad_request" || kind == "refused" {
+        tracing::info!(request_id = %ctx.id, host, status, reason = %reason, "request refused");
+    } else {
+        let site = ctx
+            .class
+            .as_ref()
+            .and_then(|c| c.site.as_deref())
+            .unwrap_or(metrics::OTHER);
+        metrics::UPSTREAM_ERRORS_TOTAL
+            .with_label_values(&[site, kind])
+            .inc();
+        tracing::warn!(request_id = %ctx.id, host, kind, status, error = %error, "upstream failed");
+    }
+}
+
 /// Work out the target of a request and check that the client's own statements agree.
 fn resolve_target(
     session: &Session,
     conn: Option<&ConnInfo>,
 ) -> std::result::Result<(Target, Option<String>), String> {
     let req = session.req_header();
-    let host_header = req
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| header_str(req, "host").map(str::to_string));
     let mode = conn.map_or(&ConnMode::ExplicitPlain, |c| &c.mode);
+    target_for(
+        mode,
+        req.raw_path(),
+        req.uri.authority().map(|a| a.as_str()),
+        header_str(req, "host"),
+    )
+}
+
+/// The target of a request on a connection in `mode`, from its request target as sent
+/// (`raw_path`), the authority parsed from it and its Host header; with the origin-form
+/// path to send upstream when the request came in absolute form.
+fn target_for(
+    mode: &ConnMode,
+    raw_path: &[u8],
+    authority: Option<&str>,
+    host_field: Option<&str>,
+) -> std::result::Result<(Target, Option<String>), String> {
+    let host_header = authority.or(host_field);
     match mode {
         ConnMode::Intercepted { host, port } => {
-            if let Some(h) = host_header.as_deref() {
+            if let Some(h) = host_header {
                 let (claimed, _) = split_authority(h);
                 if !claimed.eq_ignore_ascii_case(host) {
                     return Err(format!(
@@ -796,7 +841,7 @@ fn resolve_target(
         }
         ConnMode::TransparentHttp => {
             let h = host_header.ok_or("request without a Host header")?;
-            let (host, port) = split_authority(&h);
+            let (host, port) = split_authority(h);
             if host.is_empty() {
                 return Err("request without a Host header".into());
             }
@@ -810,7 +855,7 @@ fn resolve_target(
             ))
         }
         ConnMode::ExplicitPlain => {
-            let raw = String::from_utf8_lossy(req.raw_path()).into_owned();
+            let raw = String::from_utf8_lossy(raw_path).into_owned();
             let lower = raw.to_ascii_lowercase();
             if lower.starts_with("https://") {
                 return Err("send https:// requests through CONNECT".into());
@@ -831,7 +876,7 @@ fn resolve_target(
             if path.is_empty() || path.starts_with('?') {
                 path.insert(0, '/');
             }
-            if let Some(h) = header_str(req, "host") {
+            if let Some(h) = host_field {
                 let (claimed, claimed_port) = split_authority(h);
                 if !claimed.eq_ignore_ascii_case(host)
                     || claimed_port.unwrap_or(80) != port.unwrap_or(80)

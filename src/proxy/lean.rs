@@ -1,0 +1,810 @@
+//! The lean path: plain HTTP/1.1 requests without a body, relayed without Pingora.
+//!
+//! Most requests on the plain listeners (transparent HTTP, absolute-form requests on the
+//! explicit listener) are page views: a GET or HEAD with no body and nothing to inspect.
+//! The front door reads their head itself; this module classifies and decides them
+//! exactly as the pipeline's `request_filter` does and, when the decision lets them
+//! through unchanged (`allow` or `log`), relays them over its own keep-alive connections
+//! to the site: the head is written upstream as received, less the identity and proxy
+//! headers, and the answer is copied back as the site sent it. Metrics and the audit
+//! event are recorded by the same [`crate::record::record_request`].
+//!
+//! Anything else is declined before a byte goes upstream and handed, unread, to the
+//! pipeline, which stays the one place that answers it: a body, an upgrade, `Expect`,
+//! HTTP/1.0, a `Connection` other than keep-alive, framing that is not plain (bare LF,
+//! folded lines), a head Pingora would refuse, a block or coach decision, a rule that
+//! needs the body, and the gateway's own `/.permeable/` endpoints.
+//! `proxy.fast_path: false` sends every request through the pipeline.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pingora::http::RequestHeader;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::front::{has_bare_lf, ConnInfo, ConnMode};
+use super::{
+    canonical_ip, is_identity_header, note_failure, target_for, RequestCtx, Shared, Target,
+};
+use crate::pages::Answer;
+use crate::policy::{Action, RequestHead};
+
+/// Request heads with more header lines than this go through the pipeline.
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted from a site.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Bytes read from the site at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// An idle connection to a site is not reused after this long (as the pipeline's pool).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per site address and worker thread.
+const IDLE_PER_ADDR: usize = 128;
+
+/// What became of a request offered to the lean path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered; the client connection can carry the next request.
+    KeepAlive,
+    /// Answered (or the client went away); the connection ends here.
+    Close,
+    /// Not for the lean path: nothing was sent anywhere, the pipeline takes it.
+    Declined,
+}
+
+/// Idle keep-alive connections to sites, per address and per worker thread: each worker
+/// runs its own runtime, and a socket stays with the runtime that registered it.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<(ThreadId, SocketAddr), Vec<Idle>>>,
+}
+
+/// A connection waiting for its next request, and since when.
+type Idle = (TcpStream, Instant);
+
+impl Pool {
+    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let key = (std::thread::current().id(), addr);
+        let mut idle = self.idle.lock();
+        let list = idle.get_mut(&key)?;
+        while let Some((stream, since)) = list.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, stream: TcpStream) {
+        let key = (std::thread::current().id(), addr);
+        let mut idle = self.idle.lock();
+        let list = idle.entry(key).or_default();
+        // Oldest first: only a list whose oldest has expired needs sweeping.
+        if list
+            .first()
+            .is_some_and(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
+        {
+            list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        }
+        if list.len() < IDLE_PER_ADDR {
+            list.push((stream, Instant::now()));
+        }
+    }
+}
+
+/// An idle connection the site has not closed (nor sent anything on).
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+/// Serve one request whose complete head is `head`; `scratch` is the connection's copy
+/// buffer, kept between requests.
+pub async fn serve(
+    shared: &Shared,
+    client: &mut L4Stream,
+    conn: &Arc<ConnInfo>,
+    head: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Outcome {
+    let Some(admitted) = admit(shared, conn, head) else {
+        return Outcome::Declined;
+    };
+    conn.heads.fetch_add(1, Ordering::Release);
+    let Admitted {
+        mut ctx,
+        target,
+        upstream_head,
+        head_request,
+    } = admitted;
+    let sent = relay(
+        shared,
+        client,
+        &mut ctx,
+        &target,
+        &upstream_head,
+        head_request,
+        head,
+        scratch,
+    )
+    .await;
+    crate::record::record_request(shared, &ctx, sent.body_bytes, sent.status);
+    sent.outcome
+}
+
+/// A request the lean path takes: decided, with the head to send to the site.
+struct Admitted {
+    ctx: RequestCtx,
+    target: Target,
+    upstream_head: Vec<u8>,
+    head_request: bool,
+}
+
+/// Parse, check, classify and decide; `None` declines the request.
+fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        _ => return None,
+    }
+    let method = req.method?;
+    if req.version != Some(1) || !matches!(method, "GET" | "HEAD") || has_bare_lf(head) {
+        return None;
+    }
+    let mut host_field = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        let bodied = ["content-length", "transfer-encoding", "upgrade", "expect"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n));
+        let not_keepalive = name.eq_ignore_ascii_case("connection")
+            && !h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive");
+        // Values the pipeline's header map would not take as text.
+        if bodied
+            || not_keepalive
+            || !h
+                .value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            if host_field.is_some() {
+                return None;
+            }
+            host_field = Some(visible_ascii(h.value)?);
+        }
+    }
+
+    let raw_target = req.path?;
+    let uri: http::Uri = raw_target.parse().ok()?;
+    let origin_path = match &conn.mode {
+        ConnMode::TransparentHttp if raw_target.starts_with('/') => {
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        }
+        ConnMode::ExplicitPlain if uri.scheme_str() == Some("http") => "",
+        _ => return None,
+    };
+    let (target, rewrite) = target_for(
+        &conn.mode,
+        raw_target.as_bytes(),
+        uri.authority().map(|a| a.as_str()),
+        host_field,
+    )
+    .ok()?;
+    let path = rewrite.clone().unwrap_or_else(|| origin_path.to_string());
+    if path.starts_with("/.permeable/") {
+        return None;
+    }
+
+    let client_ip = Some(canonical_ip(conn.client.ip()));
+    let policy = shared.policy.load_full();
+    let mut ctx = RequestCtx::new();
+    ctx.conn = Some(conn.clone());
+    ctx.policy = Some(policy.clone());
+    ctx.target = Some(target.clone());
+    ctx.rewrite_uri = rewrite;
+    let field = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| visible_ascii(h.value))
+    };
+    shared.identify(&mut ctx, client_ip, field);
+    let identity = &shared.config.clients.identity;
+    let request = RequestHead {
+        method: method.to_string(),
+        scheme: "http".into(),
+        host: target.host.clone(),
+        path,
+        headers: req
+            .headers
+            .iter()
+            .filter(|h| !is_identity_header(h.name, identity))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        group: (ctx.group != "unknown").then(|| ctx.group.clone()),
+        client: client_ip,
+    };
+    let class = policy.classify(&request);
+    if class.site.is_some() {
+        if class.needs_body {
+            return None;
+        }
+        let start = Instant::now();
+        let decision = policy.decide_untraced(&request, &class, None);
+        ctx.inspection += start.elapsed();
+        if !matches!(decision.action, Action::Allow | Action::Log) {
+            return None;
+        }
+        ctx.decision = Some(decision);
+    }
+
+    // The head as received, with the request line in origin form and without the
+    // identity and proxy headers.
+    let mut upstream_head = Vec::with_capacity(head.len() + 16);
+    upstream_head.extend_from_slice(method.as_bytes());
+    upstream_head.push(b' ');
+    upstream_head.extend_from_slice(request.path.as_bytes());
+    upstream_head.extend_from_slice(b" HTTP/1.1\r\n");
+    let strip = [
+        identity.user_header.as_str(),
+        identity.group_header.as_str(),
+        "proxy-connection",
+        "proxy-authorization",
+    ];
+    let fields = &head[head.iter().position(|&b| b == b'\n')? + 1..];
+    for line in fields.split_inclusive(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if !strip
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+        {
+            upstream_head.extend_from_slice(line);
+        }
+    }
+
+    ctx.head = Some(request);
+    ctx.class = Some(class);
+    Some(Admitted {
+        ctx,
+        target,
+        upstream_head,
+        head_request: method == "HEAD",
+    })
+}
+
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+/// What the client was sent.
+struct Sent {
+    outcome: Outcome,
+    body_bytes: u64,
+    status: u16,
+}
+
+/// Why a site could not be reached or read: status, metric kind, reason.
+type Failure = (u16, &'static str, &'static str);
+
+const TIMED_OUT: Failure = (504, "timeout", "the site did not answer in time");
+const RESET: Failure = (502, "reset", "the site closed the connection");
+const INVALID: Failure = (502, "protocol", "the site sent an invalid response");
+
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    shared: &Shared,
+    client: &mut L4Stream,
+    ctx: &mut RequestCtx,
+    target: &Target,
+    upstream_head: &[u8],
+    head_request: bool,
+    head: &[u8],
+    buf: &mut Vec<u8>,
+) -> Sent {
+    let addr = match shared.resolver.resolve(&target.host, target.port).await {
+        Ok(addr) => addr,
+        Err(e) => {
+            let (status, kind) = e.status_and_kind();
+            let reason = e.to_string();
+            return fail(shared, client, ctx, head, (status, kind, &reason), &e).await;
+        }
+    };
+    let up = &shared.config.upstream;
+    let read_timeout = Duration::from_millis(up.read_timeout_ms);
+
+    // Send the request and read the answer's head; a reused connection that the site
+    // closed meanwhile is replaced once (GET and HEAD can be sent again).
+    let mut reuse = true;
+    let (mut site, mut head_end) = loop {
+        let pooled = if reuse {
+            shared.plain_pool.take(addr)
+        } else {
+            None
+        };
+        let reused = pooled.is_some();
+        let mut site = match pooled {
+            Some(site) => site,
+            None => match connect(addr, up.connect_timeout_ms).await {
+                Ok(site) => site,
+                Err((failure, e)) => return fail(shared, client, ctx, head, failure, &e).await,
+            },
+        };
+        buf.clear();
+        let exchanged = match site.write_all(upstream_head).await {
+            Ok(()) => read_head(&mut site, buf, read_timeout).await,
+            Err(_) => Err(RESET),
+        };
+        match exchanged {
+            Ok(end) => break (site, end),
+            Err(failure) if reused && buf.is_empty() && failure != TIMED_OUT => reuse = false,
+            Err(failure) => return fail(shared, client, ctx, head, failure, &failure.2).await,
+        }
+    };
+
+    // Interim answers (100, 103) go to the client as they are; then the final one.
+    let answer = loop {
+        let Some(answer) = parse_answer(&buf[..head_end], head_request) else {
+            return fail(
+                shared,
+                client,
+                ctx,
+                head,
+                INVALID,
+                &"unparsable response head",
+            )
+            .await;
+        };
+        if !(100..200).contains(&answer.status) {
+            break answer;
+        }
+        if answer.status == 101 || write_client(client, &buf[..head_end]).await.is_err() {
+            return closed(answer.status);
+        }
+        buf.drain(..head_end);
+        head_end = match read_head(&mut site, buf, read_timeout).await {
+            Ok(end) => end,
+            Err(failure) => return lost(ctx, failure, answer.status),
+        };
+    };
+    let status = answer.status;
+
+    // Forward the head and the body bytes that came with it, then the rest of the body.
+    let mut framing = answer.framing;
+    let mut body_bytes = 0u64;
+    let mut complete = false;
+    let mut start = 0;
+    let mut from = head_end;
+    loop {
+        let (take, done) = match framing.advance(&buf[from..]) {
+            Ok(step) => step,
+            Err(()) => {
+                let _ = write_client(client, &buf[start..from]).await;
+                return lost(ctx, INVALID, status);
+            }
+        };
+        body_bytes += framing.payload(take) as u64;
+        if write_client(client, &buf[start..from + take])
+            .await
+            .is_err()
+        {
+            return closed(status);
+        }
+        if done {
+            // Bytes after the end of the answer: the connection is out of step.
+            complete = from + take == buf.len();
+            break;
+        }
+        buf.clear();
+        buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(read_timeout, site.read_buf(buf)).await {
+            Ok(Ok(0)) if framing == Framing::UntilClose => {
+                break;
+            }
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return lost(ctx, RESET, status),
+            Err(_) => return lost(ctx, TIMED_OUT, status),
+        }
+        start = 0;
+        from = 0;
+    }
+    let until_close = framing == Framing::UntilClose;
+    if complete && answer.keep_alive && !until_close {
+        shared.plain_pool.put(addr, site);
+    }
+    Sent {
+        outcome: if answer.keep_alive && !until_close {
+            Outcome::KeepAlive
+        } else {
+            Outcome::Close
+        },
+        body_bytes,
+        status,
+    }
+}
+
+/// The client went away mid-answer.
+fn closed(status: u16) -> Sent {
+    Sent {
+        outcome: Outcome::Close,
+        body_bytes: 0,
+        status,
+    }
+}
+
+/// The site failed after its answer had begun: nothing more can be told to the client.
+fn lost(ctx: &RequestCtx, failure: Failure, status: u16) -> Sent {
+    let (_, kind, reason) = failure;
+    note_failure(ctx, 502, kind, reason, &"answer cut short");
+    closed(status)
+}
+
+async fn connect(
+    addr: SocketAddr,
+    timeout_ms: u64,
+) -> Result<TcpStream, (Failure, std::io::Error)> {
+    let timeout = Duration::from_millis(timeout_ms);
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => {
+            Err(((502, "connect", "the site refused the connection"), e))
+        }
+        Ok(Err(e)) => Err(((502, "connect", "cannot connect to the site"), e)),
+        Err(_) => Err((TIMED_OUT, ErrorKind::TimedOut.into())),
+    }
+}
+
+/// Read until `buf` holds a complete response head; its length.
+async fn read_head(
+    site: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<usize, Failure> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::Response::new(&mut headers).parse(buf) {
+            Ok(httparse::Status::Complete(n)) => return Ok(n),
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => {}
+            _ => return Err(INVALID),
+        }
+        buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(timeout, site.read_buf(buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(RESET),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(TIMED_OUT),
+        }
+    }
+}
+
+/// What the client needs to know about the site's answer.
+struct Answered {
+    status: u16,
+    framing: Framing,
+    /// Both connections may carry another request afterwards.
+    keep_alive: bool,
+}
+
+fn parse_answer(head: &[u8], head_request: bool) -> Option<Answered> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(head).ok()?;
+    let status = resp.code?;
+    let mut keep_alive = resp.version == Some(1);
+    let mut length: Option<u64> = None;
+    let mut chunked = None;
+    for h in resp.headers.iter() {
+        let value = h.value.trim_ascii();
+        if h.name.eq_ignore_ascii_case("connection") {
+            if value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                keep_alive = false;
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n: u64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let bodiless = head_request || (100..200).contains(&status) || status == 204 || status == 304;
+    let framing = match (bodiless, chunked, length) {
+        (true, _, _) => Framing::Length(0),
+        (_, Some(true), _) => Framing::Chunked(Chunked::default()),
+        (_, Some(false), _) => Framing::UntilClose,
+        (_, None, Some(n)) => Framing::Length(n),
+        (_, None, None) => Framing::UntilClose,
+    };
+    Some(Answered {
+        status,
+        framing,
+        keep_alive,
+    })
+}
+
+/// Where the body of an answer ends.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the site closes the connection.
+    UntilClose,
+}
+
+impl Framing {
+    /// Of the body bytes `input`, how many belong to this answer, and whether it is complete.
+    fn advance(&mut self, input: &[u8]) -> Result<(usize, bool), ()> {
+        match self {
+            Framing::Length(left) => {
+                let take = (*left).min(input.len() as u64);
+                *left -= take;
+                Ok((take as usize, *left == 0))
+            }
+            Framing::Chunked(c) => Ok(match c.feed(input)? {
+                Some(end) => (end, true),
+                None => (input.len(), false),
+            }),
+            Framing::UntilClose => Ok((input.len(), false)),
+        }
+    }
+
+    /// Payload bytes among the last `taken` body bytes (chunk framing excluded).
+    fn payload(&mut self, taken: usize) -> usize {
+        match self {
+            Framing::Chunked(c) => std::mem::take(&mut c.fresh_data) as usize,
+            _ => taken,
+        }
+    }
+}
+
+/// Follows chunked framing byte by byte, without decoding anything.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Chunked {
+    state: ChunkState,
+    /// Size of the chunk being read (while in its size line), then what is left of it.
+    size: u64,
+    digits: u8,
+    /// Payload bytes seen in all.
+    data: u64,
+    /// Payload bytes since the last [`Framing::payload`].
+    fresh_data: u64,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
+enum ChunkState {
+    #[default]
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    /// A trailer line with this many bytes so far (0: the blank line that ends the body).
+    Trailer(usize),
+    TrailerLf(usize),
+}
+
+/// Largest trailer line accepted.
+const MAX_TRAILER_LINE: usize = 16 * 1024;
+
+impl Chunked {
+    /// Take in `input`; `Some(n)` when the body ends after its first `n` bytes.
+    fn feed(&mut self, input: &[u8]) -> Result<Option<usize>, ()> {
+        use ChunkState::*;
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                Size => match (b as char).to_digit(16) {
+                    Some(d) if self.digits < 16 => {
+                        self.size = self.size * 16 + u64::from(d);
+                        self.digits += 1;
+                    }
+                    None if self.digits > 0 && matches!(b, b';' | b' ' | b'\t') => {
+                        self.state = Extension
+                    }
+                    None if self.digits > 0 && b == b'\r' => self.state = SizeLf,
+                    _ => return Err(()),
+                },
+                Extension => match b {
+                    b'\r' => self.state = SizeLf,
+                    b'\n' => return Err(()),
+                    _ => {}
+                },
+                SizeLf if b == b'\n' => {
+                    self.digits = 0;
+                    self.state = if self.size == 0 { Trailer(0) } else { Data };
+                }
+                Data => {
+                    let take = self.size.min((input.len() - i) as u64);
+                    self.size -= take;
+                    self.data += take;
+                    self.fresh_data += take;
+                    i += take as usize;
+                    if self.size == 0 {
+                        self.state = DataCr;
+                    }
+                    continue;
+                }
+                DataCr if b == b'\r' => self.state = DataLf,
+                DataLf if b == b'\n' => self.state = Size,
+                Trailer(n) if b == b'\r' => self.state = TrailerLf(n),
+                Trailer(n) if b != b'\n' && n < MAX_TRAILER_LINE => self.state = Trailer(n + 1),
+                TrailerLf(0) if b == b'\n' => return Ok(Some(i + 1)),
+                TrailerLf(_) if b == b'\n' => self.state = Trailer(0),
+                _ => return Err(()),
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+}
+
+async fn write_client(client: &mut L4Stream, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    client.write_all(bytes).await?;
+    client.flush().await
+}
+
+/// Answer with the gateway's error page (as the pipeline's `fail_to_proxy` does) and close.
+async fn fail(
+    shared: &Shared,
+    client: &mut L4Stream,
+    ctx: &mut RequestCtx,
+    head: &[u8],
+    failure: (u16, &'static str, &str),
+    error: &(dyn std::fmt::Display + Sync),
+) -> Sent {
+    let (status, kind, reason) = failure;
+    note_failure(ctx, status, kind, reason, error);
+    let req = request_header(head);
+    let answer = shared.pages.error_response(status, reason, &ctx.id, &req);
+    ctx.answered = Some(status);
+    let body_bytes = answer.body.len() as u64;
+    let head_request = req.method == http::Method::HEAD;
+    let _ = write_client(client, &serialize(answer, head_request)).await;
+    Sent {
+        outcome: Outcome::Close,
+        body_bytes,
+        status,
+    }
+}
+
+/// The client's request as the pages see it (method, path and header fields).
+fn request_header(head: &[u8]) -> RequestHeader {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let _ = req.parse(head);
+    let path = req.path.unwrap_or("/");
+    let mut out = RequestHeader::build(req.method.unwrap_or("GET"), path.as_bytes(), None)
+        .or_else(|_| RequestHeader::build("GET", b"/", None))
+        .expect("a constant request line");
+    for h in req.headers.iter() {
+        let _ = out.append_header(h.name.to_string(), h.value);
+    }
+    out
+}
+
+/// An [`Answer`] as HTTP/1.1 bytes, closing the connection.
+fn serialize(answer: Answer, head_request: bool) -> Vec<u8> {
+    let phrase = http::StatusCode::from_u16(answer.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut out = format!("HTTP/1.1 {} {phrase}\r\n", answer.status).into_bytes();
+    let mut has_length = false;
+    for (name, value) in &answer.headers {
+        has_length |= name.eq_ignore_ascii_case("content-length");
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if !has_length {
+        out.extend_from_slice(format!("content-length: {}\r\n", answer.body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    if !head_request {
+        out.extend_from_slice(&answer.body);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(chunks: &[&[u8]]) -> Result<Option<(usize, usize)>, ()> {
+        let mut c = Chunked::default();
+        for (k, chunk) in chunks.iter().enumerate() {
+            if let Some(end) = c.feed(chunk)? {
+                return Ok(Some((k, end)));
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn chunked_framing_ends_where_the_body_ends() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nGET";
+        assert_eq!(run(&[body]), Ok(Some((0, body.len() - 3))));
+        // Split anywhere, byte by byte.
+        let bytes: Vec<&[u8]> = body[..body.len() - 3].chunks(1).collect();
+        assert_eq!(run(&bytes), Ok(Some((bytes.len() - 1, 1))));
+        // Trailers.
+        let trailed = b"1\r\na\r\n0\r\nx-sum: 1\r\n\r\n";
+        assert_eq!(run(&[trailed]), Ok(Some((0, trailed.len()))));
+        let mut c = Chunked::default();
+        assert_eq!(c.feed(b"A\r\n0123456789\r\n"), Ok(None));
+        assert_eq!(c.data, 10);
+        // Not chunked framing.
+        assert!(run(&[b"zz\r\n"]).is_err());
+        assert!(run(&[b"\r\n"]).is_err());
+        assert!(run(&[b"3\r\nabcX\r\n"]).is_err());
+        assert!(run(&[b"3\nabc"]).is_err());
+        assert!(run(&[b"11111111111111111\r\n"]).is_err());
+    }
+
+    #[test]
+    fn answers_are_framed_as_the_site_said() {
+        let a = parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).unwrap();
+        assert_eq!(
+            (a.status, a.framing, a.keep_alive),
+            (200, Framing::Length(5), true)
+        );
+        let a = parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap();
+        assert_eq!(a.framing, Framing::Length(0));
+        let a = parse_answer(
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(a.framing, Framing::Length(0));
+        let a = parse_answer(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert!(matches!(a.framing, Framing::Chunked(_)));
+        let a = parse_answer(b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n", false).unwrap();
+        assert_eq!((a.framing, a.keep_alive), (Framing::UntilClose, false));
+        let a = parse_answer(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).unwrap();
+        assert!(!a.keep_alive);
+        assert!(parse_answer(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            false
+        )
+        .is_none());
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_none());
+    }
+}
