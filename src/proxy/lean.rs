@@ -338,7 +338,7 @@ async fn relay(
     // Send the request and read the answer's head; a reused connection that the site
     // closed meanwhile is replaced once (GET and HEAD can be sent again).
     let mut reuse = true;
-    let (mut site, mut head_end) = loop {
+    let (mut site, mut head_end, mut answer) = loop {
         let pooled = if reuse {
             shared.plain_pool.take(addr)
         } else {
@@ -354,41 +354,27 @@ async fn relay(
         };
         buf.clear();
         let exchanged = match site.write_all(upstream_head).await {
-            Ok(()) => read_head(&mut site, buf, read_timeout).await,
+            Ok(()) => read_head(&mut site, buf, read_timeout, head_request).await,
             Err(_) => Err(RESET),
         };
         match exchanged {
-            Ok(end) => break (site, end),
+            Ok((end, answer)) => break (site, end, answer),
             Err(failure) if reused && buf.is_empty() && failure != TIMED_OUT => reuse = false,
             Err(failure) => return fail(shared, client, ctx, head, failure, &failure.2).await,
         }
     };
 
     // Interim answers (100, 103) go to the client as they are; then the final one.
-    let answer = loop {
-        let Some(answer) = parse_answer(&buf[..head_end], head_request) else {
-            return fail(
-                shared,
-                client,
-                ctx,
-                head,
-                INVALID,
-                &"unparsable response head",
-            )
-            .await;
-        };
-        if !(100..200).contains(&answer.status) {
-            break answer;
-        }
+    while (100..200).contains(&answer.status) {
         if answer.status == 101 || write_client(client, &buf[..head_end]).await.is_err() {
             return closed(answer.status);
         }
         buf.drain(..head_end);
-        head_end = match read_head(&mut site, buf, read_timeout).await {
-            Ok(end) => end,
+        (head_end, answer) = match read_head(&mut site, buf, read_timeout, head_request).await {
+            Ok(next) => next,
             Err(failure) => return lost(ctx, failure, answer.status),
         };
-    };
+    }
     let status = answer.status;
 
     // Forward the head and the body bytes that came with it, then the rest of the body.
@@ -418,14 +404,11 @@ async fn relay(
             break;
         }
         buf.clear();
-        buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(read_timeout, site.read_buf(buf)).await {
-            Ok(Ok(0)) if framing == Framing::UntilClose => {
-                break;
-            }
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return lost(ctx, RESET, status),
-            Err(_) => return lost(ctx, TIMED_OUT, status),
+        match read_some(&mut site, buf, read_timeout).await {
+            Ok(0) if framing == Framing::UntilClose => break,
+            Ok(0) => return lost(ctx, RESET, status),
+            Ok(_) => {}
+            Err(failure) => return lost(ctx, failure, status),
         }
         start = 0;
         from = 0;
@@ -479,25 +462,50 @@ async fn connect(
     }
 }
 
-/// Read until `buf` holds a complete response head; its length.
+/// Read until `buf` holds a complete response head: its length, and what it says.
 async fn read_head(
     site: &mut TcpStream,
     buf: &mut Vec<u8>,
     timeout: Duration,
-) -> Result<usize, Failure> {
+    head_request: bool,
+) -> Result<(usize, Answered), Failure> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match httparse::Response::new(&mut headers).parse(buf) {
-            Ok(httparse::Status::Complete(n)) => return Ok(n),
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                return answer_of(&resp, head_request)
+                    .map(|a| (n, a))
+                    .ok_or(INVALID)
+            }
             Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => {}
             _ => return Err(INVALID),
         }
-        buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(timeout, site.read_buf(buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(RESET),
-            Ok(Ok(_)) => {}
-            Err(_) => return Err(TIMED_OUT),
+        match read_some(site, buf, timeout).await {
+            Ok(0) => return Err(RESET),
+            Ok(_) => {}
+            Err(failure) => return Err(failure),
         }
+    }
+}
+
+/// Read what the site has sent into `buf`: at once when it is there (no timer is set),
+/// else waiting at most `timeout`. `Ok(0)`: the site closed the connection.
+async fn read_some(
+    site: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<usize, Failure> {
+    buf.reserve(READ_CHUNK);
+    match site.try_read_buf(buf) {
+        Ok(n) => return Ok(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Err(_) => return Err(RESET),
+    }
+    match tokio::time::timeout(timeout, site.read_buf(buf)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(_)) => Err(RESET),
+        Err(_) => Err(TIMED_OUT),
     }
 }
 
@@ -509,10 +517,7 @@ struct Answered {
     keep_alive: bool,
 }
 
-fn parse_answer(head: &[u8], head_request: bool) -> Option<Answered> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    resp.parse(head).ok()?;
+fn answer_of(resp: &httparse::Response<'_, '_>, head_request: bool) -> Option<Answered> {
     let status = resp.code?;
     let mut keep_alive = resp.version == Some(1);
     let mut length: Option<u64> = None;
@@ -773,6 +778,13 @@ mod tests {
         assert!(run(&[b"3\r\nabcX\r\n"]).is_err());
         assert!(run(&[b"3\nabc"]).is_err());
         assert!(run(&[b"11111111111111111\r\n"]).is_err());
+    }
+
+    fn parse_answer(head: &[u8], head_request: bool) -> Option<Answered> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(head).ok()?;
+        answer_of(&resp, head_request)
     }
 
     #[test]
