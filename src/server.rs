@@ -220,7 +220,6 @@ pub fn prepare(
         groups: metrics::GroupAnonymizer::new(config.analytics.min_group_clients),
         shared_domains: metrics::SharedDomains::new(config.analytics.shared_domains),
         policy: ArcSwap::from_pointee(policy),
-        plain_pool: Default::default(),
         config,
     });
     let reloader = Arc::new(Reloader::new(shared.clone(), source.clone(), opts));

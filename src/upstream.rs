@@ -161,13 +161,8 @@ impl Resolver {
     /// resolution, so a public name pointing at 127.0.0.1 is refused too.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let key = if host.contains(':') {
-            format!("[{}]:{port}", host.to_ascii_lowercase())
-        } else {
-            format!("{}:{port}", host.to_ascii_lowercase())
-        };
-        if let Some(addr) = self.overrides.get(&key) {
-            return Ok(*addr);
+        if let Some(addr) = self.overridden(host, port) {
+            return Ok(addr);
         }
         let addr = if let Ok(ip) = host.parse::<IpAddr>() {
             SocketAddr::new(ip, port)
@@ -186,6 +181,29 @@ impl Resolver {
             return Err(ResolveError::Private(addr.ip()));
         }
         Ok(addr)
+    }
+
+    /// The `upstream.resolve` entry for `host:port` (`[v6]:port`), if any. The key is
+    /// written into a buffer kept by the thread: a lookup allocates nothing.
+    fn overridden(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        use std::fmt::Write as _;
+        thread_local!(static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+        if self.overrides.is_empty() {
+            return None;
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            let v6 = host.contains(':');
+            if v6 {
+                key.push('[');
+            }
+            key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+            if v6 {
+                key.push(']');
+            }
+            let _ = write!(key, ":{port}");
+            self.overrides.get(key.as_str()).copied()
+        })
     }
 
     fn reachable(&self, ip: IpAddr) -> bool {

@@ -16,36 +16,36 @@
 
 use super::compile::{Condition, Rule};
 use super::{
-    Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch, Site,
-    UNCLASSIFIED, UNINSPECTABLE_RULE,
+    Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch, UNCLASSIFIED,
+    UNINSPECTABLE_RULE,
 };
 use crate::classify::{self, may_have_body, HeadMatch};
 use crate::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
 use crate::redact::{self, FieldChange, Span};
 
-/// Finds the site of a head: the catalogue by host, then sites that claim any host by API
-/// shape (only through an activity with a `path` condition).
-fn site_of<'p>(policy: &'p Policy, head: &RequestHead) -> Option<&'p Site> {
-    if let Some(site) = policy.site_for_host(&head.host) {
-        return Some(site);
+/// Finds the site of a head (its index in the policy): the catalogue by host, then sites
+/// that claim any host by API shape (only through an activity with a `path` condition).
+fn site_of(policy: &Policy, head: &RequestHead) -> Option<usize> {
+    if let Some(i) = policy.site_index_for_host(&head.host) {
+        return Some(i);
     }
-    policy
-        .any_host_sites
-        .iter()
-        .filter_map(|&i| policy.sites.get(i))
-        .find(|s| {
+    policy.any_host_sites.iter().copied().find(|&i| {
+        policy.sites.get(i).is_some_and(|s| {
             s.activities
                 .iter()
                 .any(|a| a.has_path() && a.match_head(head) != HeadMatch::No)
         })
+    })
 }
 
 pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
-    let Some(site) = site_of(policy, head) else {
+    let Some((index, site)) = site_of(policy, head).and_then(|i| Some((i, policy.sites.get(i)?)))
+    else {
         return Classification {
             site: None,
             activity: UNCLASSIFIED.to_string(),
             needs_body: false,
+            head_match: None,
         };
     };
     let m = classify::classify_head(&site.activities, head);
@@ -57,6 +57,7 @@ pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
             .map(|a| a.name.clone())
             .unwrap_or_else(|| UNCLASSIFIED.to_string()),
         needs_body: m.pending_body || inspects,
+        head_match: Some((index, m)),
     }
 }
 
@@ -308,11 +309,19 @@ pub fn decide(
         uninspectable: None,
         trace: Vec::new(),
     };
-    let site = match class
-        .site
-        .as_deref()
-        .and_then(|id| policy.sites.iter().find(|s| s.id == id))
-    {
+    // The classification's own site and head match when it came from this policy.
+    let classified = class.head_match.filter(|&(i, _)| {
+        policy
+            .sites
+            .get(i)
+            .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str()))
+    });
+    let site = match classified
+        .and_then(|(i, _)| policy.sites.get(i))
+        .or_else(|| {
+            let id = class.site.as_deref()?;
+            policy.sites.iter().find(|s| s.id == id)
+        }) {
         Some(s) => s,
         None => {
             trace.push(|| {
@@ -361,12 +370,20 @@ pub fn decide(
     }
 
     // Classification with the body.
-    let activity_index = classify::classify_with_body(&site.activities, head, decoded.as_ref());
+    // (Without a body, the head decides alone: one pass over the activities.)
+    let head_match = match classified {
+        Some((_, m)) => m,
+        None => classify::classify_head(&site.activities, head),
+    };
+    let activity_index = match decoded.as_ref() {
+        Some(d) => classify::classify_with_body(&site.activities, head, Some(d)),
+        None => head_match.activity,
+    };
     let activity = activity_index.and_then(|i| site.activities.get(i));
     decision.activity = activity
         .map(|a| a.name.clone())
         .unwrap_or_else(|| UNCLASSIFIED.to_string());
-    let pending = classify::classify_head(&site.activities, head).pending_body;
+    let pending = head_match.pending_body;
     trace.push(|| {
         format!(
             "activity: {}{}",

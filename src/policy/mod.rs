@@ -183,10 +183,24 @@ pub struct RequestHead {
     pub host: String,
     /// Path including `?query`.
     pub path: String,
-    /// Names lowercase.
+    /// Names lowercase. The engine reads only [`ENGINE_HEADERS`]; the proxy passes those.
     pub headers: Vec<(String, String)>,
     pub group: Option<String>,
     pub client: Option<IpAddr>,
+}
+
+/// The header fields the engine reads (body framing and decoding). The proxy copies only
+/// these into a [`RequestHead`]: copying every field cost more than deciding.
+pub const ENGINE_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Whether the engine reads the header field `name` (any case).
+pub fn engine_reads(name: &str) -> bool {
+    ENGINE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 impl RequestHead {
@@ -264,6 +278,9 @@ pub struct Classification {
     pub activity: String,
     /// The body must be buffered: it is inspected, or an activity condition looks into it.
     pub needs_body: bool,
+    /// The site's index in the policy that classified the head, and what its activities
+    /// said, so that deciding with the same policy need not classify the head again.
+    pub(crate) head_match: Option<(usize, crate::classify::SiteMatch)>,
 }
 
 /// One rule that matched a request.
@@ -384,16 +401,19 @@ impl Policy {
     /// The catalogue site serving `host` (lowercase, no port): exact domains first, then
     /// the longest matching `*.suffix`.
     pub fn site_for_host(&self, host: &str) -> Option<&Site> {
+        self.site_index_for_host(host)
+            .and_then(|i| self.sites.get(i))
+    }
+
+    fn site_index_for_host(&self, host: &str) -> Option<usize> {
         let host = host.trim_end_matches('.');
         if let Some(&i) = self.exact_hosts.get(host) {
-            return self.sites.get(i);
+            return Some(i);
         }
-        for (suffix, i) in &self.suffix_hosts {
-            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                return self.sites.get(*i);
-            }
-        }
-        None
+        self.suffix_hosts
+            .iter()
+            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map(|&(_, i)| i)
     }
 
     pub fn sites(&self) -> &[Site] {

@@ -271,14 +271,17 @@ impl Front {
                     return None;
                 }
                 buf.reserve(READ_CHUNK);
-                tokio::select! {
-                    biased;
-                    read = l4.read_buf(&mut buf) => match read {
-                        Ok(0) | Err(_) => return None,
-                        Ok(_) => {}
-                    },
-                    _ = watch.changed(), if buf.is_empty() => return None,
-                    () = tokio::time::sleep_until(deadline) => {
+                let read = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        biased;
+                        read = l4.read_buf(&mut buf) => Some(read),
+                        _ = watch.changed(), if buf.is_empty() => None,
+                    }
+                });
+                match read.await {
+                    Ok(Some(Ok(n))) if n > 0 => {}
+                    Ok(_) => return None, // closed, failed, or the gateway is stopping
+                    Err(_) => {
                         head_timed_out(conn, started);
                         return None;
                     }

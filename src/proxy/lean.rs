@@ -16,24 +16,21 @@
 //! needs the body, and the gateway's own `/.permeable/` endpoints.
 //! `proxy.fast_path: false` sends every request through the pipeline.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use pingora::http::RequestHeader;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::front::{has_bare_lf, ConnInfo, ConnMode};
-use super::{
-    canonical_ip, is_identity_header, note_failure, target_for, RequestCtx, Shared, Target,
-};
+use super::{canonical_ip, note_failure, target_for, RequestCtx, Shared, Target};
 use crate::pages::Answer;
 use crate::policy::{Action, RequestHead};
 
@@ -59,43 +56,48 @@ pub enum Outcome {
     Declined,
 }
 
-/// Idle keep-alive connections to sites, per address and per worker thread: each worker
-/// runs its own runtime, and a socket stays with the runtime that registered it.
+/// Idle keep-alive connections to sites, per address, kept by each worker thread: each
+/// worker runs its own runtime, a socket stays with the runtime that registered it, and a
+/// runtime's threads end with it (and their idle connections with them).
 #[derive(Default)]
-pub struct Pool {
-    idle: Mutex<HashMap<(ThreadId, SocketAddr), Vec<Idle>>>,
+struct Pool {
+    idle: HashMap<SocketAddr, Vec<Idle>>,
 }
 
 /// A connection waiting for its next request, and since when.
 type Idle = (TcpStream, Instant);
 
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
 impl Pool {
-    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
-        let key = (std::thread::current().id(), addr);
-        let mut idle = self.idle.lock();
-        let list = idle.get_mut(&key)?;
-        while let Some((stream, since)) = list.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
-                return Some(stream);
+    fn take(addr: SocketAddr) -> Option<TcpStream> {
+        POOL.with_borrow_mut(|pool| {
+            let list = pool.idle.get_mut(&addr)?;
+            while let Some((stream, since)) = list.pop() {
+                if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
+                    return Some(stream);
+                }
             }
-        }
-        None
+            None
+        })
     }
 
-    fn put(&self, addr: SocketAddr, stream: TcpStream) {
-        let key = (std::thread::current().id(), addr);
-        let mut idle = self.idle.lock();
-        let list = idle.entry(key).or_default();
-        // Oldest first: only a list whose oldest has expired needs sweeping.
-        if list
-            .first()
-            .is_some_and(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
-        {
-            list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
-        }
-        if list.len() < IDLE_PER_ADDR {
-            list.push((stream, Instant::now()));
-        }
+    fn put(addr: SocketAddr, stream: TcpStream) {
+        POOL.with_borrow_mut(|pool| {
+            let list = pool.idle.entry(addr).or_default();
+            // Oldest first: only a list whose oldest has expired needs sweeping.
+            if list
+                .first()
+                .is_some_and(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
+            {
+                list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+            }
+            if list.len() < IDLE_PER_ADDR {
+                list.push((stream, Instant::now()));
+            }
+        })
     }
 }
 
@@ -229,7 +231,7 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
         headers: req
             .headers
             .iter()
-            .filter(|h| !is_identity_header(h.name, identity))
+            .filter(|h| crate::policy::engine_reads(h.name))
             .map(|h| {
                 (
                     h.name.to_ascii_lowercase(),
@@ -339,11 +341,7 @@ async fn relay(
     // closed meanwhile is replaced once (GET and HEAD can be sent again).
     let mut reuse = true;
     let (mut site, mut head_end, mut answer) = loop {
-        let pooled = if reuse {
-            shared.plain_pool.take(addr)
-        } else {
-            None
-        };
+        let pooled = if reuse { Pool::take(addr) } else { None };
         let reused = pooled.is_some();
         let mut site = match pooled {
             Some(site) => site,
@@ -415,7 +413,7 @@ async fn relay(
     }
     let until_close = framing == Framing::UntilClose;
     if complete && answer.keep_alive && !until_close {
-        shared.plain_pool.put(addr, site);
+        Pool::put(addr, site);
     }
     Sent {
         outcome: if answer.keep_alive && !until_close {

@@ -53,8 +53,6 @@ pub struct Shared {
     pub audit: Audit,
     pub groups: metrics::GroupAnonymizer,
     pub shared_domains: metrics::SharedDomains,
-    /// Keep-alive connections to sites for the lean path.
-    pub plain_pool: lean::Pool,
 }
 
 impl Shared {
@@ -345,7 +343,6 @@ impl ProxyHttp for Gateway {
         shared.identify(ctx, client_ip, |name| {
             header_str(session.req_header(), name)
         });
-        let identity = &shared.config.clients.identity;
 
         let req = session.req_header();
         let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
@@ -362,7 +359,7 @@ impl ProxyHttp for Gateway {
             headers: req
                 .headers
                 .iter()
-                .filter(|(k, _)| !is_identity_header(k.as_str(), identity))
+                .filter(|(k, _)| crate::policy::engine_reads(k.as_str()))
                 .map(|(k, v)| {
                     (
                         k.as_str().to_string(),
@@ -991,11 +988,6 @@ fn request_has_body(req: &RequestHeader) -> bool {
         || content_length(req).is_some_and(|n| n > 0)
         || (req.version == http::Version::HTTP_2
             && !matches!(req.method, http::Method::GET | http::Method::HEAD))
-}
-
-fn is_identity_header(name: &str, identity: &crate::config::IdentityConfig) -> bool {
-    name.eq_ignore_ascii_case(&identity.user_header)
-        || name.eq_ignore_ascii_case(&identity.group_header)
 }
 
 /// Status, metric kind and a reason for an error Pingora raised.
