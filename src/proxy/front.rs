@@ -252,7 +252,8 @@ impl Front {
     ) -> Option<(Box<L4Stream>, Vec<u8>)> {
         let mut watch = shutdown.clone();
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        let mut scratch = Vec::new();
+        let mut scratch = lean::Scratch::default();
+        let mut head_timer = lean::Deadline::default();
         loop {
             let started = tokio::time::Instant::now();
             let deadline = started + self.header_timeout();
@@ -271,7 +272,7 @@ impl Front {
                     return None;
                 }
                 buf.reserve(READ_CHUNK);
-                let read = tokio::time::timeout_at(deadline, async {
+                let read = head_timer.within(deadline, async {
                     tokio::select! {
                         biased;
                         read = l4.read_buf(&mut buf) => Some(read),
@@ -279,9 +280,9 @@ impl Front {
                     }
                 });
                 match read.await {
-                    Ok(Some(Ok(n))) if n > 0 => {}
-                    Ok(_) => return None, // closed, failed, or the gateway is stopping
-                    Err(_) => {
+                    Some(Some(Ok(n))) if n > 0 => {}
+                    Some(_) => return None, // closed, failed, or the gateway is stopping
+                    None => {
                         head_timed_out(conn, started);
                         return None;
                     }

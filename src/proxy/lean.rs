@@ -18,8 +18,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,20 +103,55 @@ impl Pool {
     }
 }
 
+/// A timer kept by a connection for its successive waits: moving its deadline later is an
+/// update in place where a new timer per wait would be registered and removed each time.
+pub struct Deadline(Pin<Box<tokio::time::Sleep>>);
+
+impl Default for Deadline {
+    fn default() -> Deadline {
+        Deadline(Box::pin(tokio::time::sleep(Duration::from_secs(86_400))))
+    }
+}
+
+impl Deadline {
+    /// `future`'s output, or `None` once `at` comes.
+    pub async fn within<F: Future>(
+        &mut self,
+        at: tokio::time::Instant,
+        future: F,
+    ) -> Option<F::Output> {
+        self.0.as_mut().reset(at);
+        tokio::select! {
+            biased;
+            out = future => Some(out),
+            () = self.0.as_mut() => None,
+        }
+    }
+}
+
+/// What a client connection keeps between the requests it relays on the lean path.
+#[derive(Default)]
+pub struct Scratch {
+    /// Copy buffer for the site's answers.
+    buf: Vec<u8>,
+    /// For reads from the site.
+    timer: Deadline,
+}
+
 /// An idle connection the site has not closed (nor sent anything on).
 fn still_open(stream: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
-/// Serve one request whose complete head is `head`; `scratch` is the connection's copy
-/// buffer, kept between requests.
+/// Serve one request whose complete head is `head`; `scratch` is what the connection keeps
+/// between requests.
 pub async fn serve(
     shared: &Shared,
     client: &mut L4Stream,
     conn: &Arc<ConnInfo>,
     head: &[u8],
-    scratch: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) -> Outcome {
     let Some(admitted) = admit(shared, conn, head) else {
         return Outcome::Declined;
@@ -324,8 +361,9 @@ async fn relay(
     upstream_head: &[u8],
     head_request: bool,
     head: &[u8],
-    buf: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) -> Sent {
+    let Scratch { buf, timer } = scratch;
     let addr = match shared.resolver.resolve(&target.host, target.port).await {
         Ok(addr) => addr,
         Err(e) => {
@@ -352,7 +390,7 @@ async fn relay(
         };
         buf.clear();
         let exchanged = match site.write_all(upstream_head).await {
-            Ok(()) => read_head(&mut site, buf, read_timeout, head_request).await,
+            Ok(()) => read_head(&mut site, buf, timer, read_timeout, head_request).await,
             Err(_) => Err(RESET),
         };
         match exchanged {
@@ -368,10 +406,11 @@ async fn relay(
             return closed(answer.status);
         }
         buf.drain(..head_end);
-        (head_end, answer) = match read_head(&mut site, buf, read_timeout, head_request).await {
-            Ok(next) => next,
-            Err(failure) => return lost(ctx, failure, answer.status),
-        };
+        (head_end, answer) =
+            match read_head(&mut site, buf, timer, read_timeout, head_request).await {
+                Ok(next) => next,
+                Err(failure) => return lost(ctx, failure, answer.status),
+            };
     }
     let status = answer.status;
 
@@ -402,7 +441,7 @@ async fn relay(
             break;
         }
         buf.clear();
-        match read_some(&mut site, buf, read_timeout).await {
+        match read_some(&mut site, buf, timer, read_timeout).await {
             Ok(0) if framing == Framing::UntilClose => break,
             Ok(0) => return lost(ctx, RESET, status),
             Ok(_) => {}
@@ -464,6 +503,7 @@ async fn connect(
 async fn read_head(
     site: &mut TcpStream,
     buf: &mut Vec<u8>,
+    timer: &mut Deadline,
     timeout: Duration,
     head_request: bool,
 ) -> Result<(usize, Answered), Failure> {
@@ -479,7 +519,7 @@ async fn read_head(
             Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => {}
             _ => return Err(INVALID),
         }
-        match read_some(site, buf, timeout).await {
+        match read_some(site, buf, timer, timeout).await {
             Ok(0) => return Err(RESET),
             Ok(_) => {}
             Err(failure) => return Err(failure),
@@ -492,6 +532,7 @@ async fn read_head(
 async fn read_some(
     site: &mut TcpStream,
     buf: &mut Vec<u8>,
+    timer: &mut Deadline,
     timeout: Duration,
 ) -> Result<usize, Failure> {
     buf.reserve(READ_CHUNK);
@@ -500,10 +541,11 @@ async fn read_some(
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         Err(_) => return Err(RESET),
     }
-    match tokio::time::timeout(timeout, site.read_buf(buf)).await {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(_)) => Err(RESET),
-        Err(_) => Err(TIMED_OUT),
+    let at = tokio::time::Instant::now() + timeout;
+    match timer.within(at, site.read_buf(buf)).await {
+        Some(Ok(n)) => Ok(n),
+        Some(Err(_)) => Err(RESET),
+        None => Err(TIMED_OUT),
     }
 }
 

@@ -47,6 +47,8 @@ fn script(method: &str, path: &str) -> (Vec<u8>, bool) {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
             true,
         ),
+        // Never answers.
+        "/stall" => (b"", false),
         _ => (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
     };
     let mut answer = answer.to_vec();
@@ -352,6 +354,17 @@ async fn failures_get_the_gateways_answer_and_close() {
     );
     assert!(!answer.contains("hello"), "{answer}");
     assert!(s.gw.metric(protocol).await > protocol_before);
+
+    // A site that does not answer within upstream.read_timeout_ms (1 s here).
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(s.http, b"GET /stall HTTP/1.1\r\nHost: x.com\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(
+        answer.contains("the site did not answer in time"),
+        "{answer}"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
 
     // A site that refuses connections.
     let down = SocketAddr::from(([127, 0, 0, 1], free_port()));
