@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Instructions the gateway executes per request, under callgrind: stable where timings on a
+# shared machine are not, so that a change to the proxy path can be judged by itself.
+#
+#   bash benches/suite/instructions.sh            # scenario 1's request: small GETs to x.com
+#   N=20000 bash benches/suite/instructions.sh    # more requests counted
+#
+# The gateway (release build, default rule pack, one worker thread, transparent HTTP
+# listener) runs under `valgrind --tool=callgrind` against the load generator's own
+# upstream; 2,000 requests warm it up, then the counters are zeroed, N requests (10,000)
+# are sent and the counters dumped. Prints the instructions per request and the functions
+# that cost the most (exclusive); the full profile is kept for `callgrind_annotate`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SUITE=$ROOT/benches/suite
+N=${N:-10000}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+if ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind curl >/dev/null
+fi
+(cd "$ROOT" && cargo build --release --locked -q)
+cargo build --release --locked -q --manifest-path "$SUITE/loadgen/Cargo.toml" \
+  --target-dir "$TARGET_DIR/suite"
+PERMEABLE=$TARGET_DIR/release/permeable
+LOADGEN=$TARGET_DIR/suite/release/permeable-loadgen
+
+WORK=$(mktemp -d /tmp/permeable-instructions.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(port)
+HTTP=$(port)
+PROXY=$(port)
+ADMIN=$(port)
+
+"$LOADGEN" serve --listen "127.0.0.1:$UP" &
+PIDS+=($!)
+cat >"$WORK/permeable.yaml" <<EOF
+proxy:
+  listen: ["127.0.0.1:$PROXY"]
+transparent:
+  http_listen: ["127.0.0.1:$HTTP"]
+admin:
+  listen: "127.0.0.1:$ADMIN"
+rules: "$ROOT/rules"
+state_dir: "$WORK/state"
+audit: { output: "off" }
+threads: 1
+upstream:
+  resolve:
+    "x.com:80": "127.0.0.1:$UP"
+EOF
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
+  "$PERMEABLE" run --config "$WORK/permeable.yaml" 2>"$WORK/valgrind.log" >/dev/null &
+GW=$!
+PIDS+=("$GW")
+for _ in $(seq 1 600); do
+  curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+run() { "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600; }
+run 2000 >/dev/null
+callgrind_control -z "$GW" >/dev/null
+result=$(run "$N")
+callgrind_control -d "$GW" >/dev/null
+sleep 1
+# One profile per thread: the worker thread's is the one that served the requests (the
+# others, such as Pingora's timer thread, cost instructions in proportion to the time the
+# run takes, which valgrind stretches).
+ok=$(echo "$result" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')
+echo "requests: $result"
+OUT=""
+best=0
+for f in "$WORK"/callgrind.out.1-*; do # the dump taken after the counted requests
+  t=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+  [ -n "$t" ] || continue
+  echo "  thread profile $(basename "$f"): $t instructions"
+  if [ "$t" -gt "$best" ]; then best=$t; OUT=$f; fi
+done
+echo "instructions per request (worker thread): $((best / ok)) ($best for $ok requests)"
+echo "most expensive functions (exclusive):"
+callgrind_annotate --auto=no --threshold=100 "$OUT" 2>/dev/null | grep -E '^ *[0-9,]+ ' |
+  sed -n '2,$p' | grep -v -E 'clone.S|pthread_create|thread_start|call_once|block_on|backtrace|enter_runtime|Scoped' |
+  head -25 | cut -c1-160
+cp "$OUT" /tmp/permeable-callgrind.out
+echo "profile: /tmp/permeable-callgrind.out (callgrind_annotate --inclusive=yes ...)"
