@@ -1031,6 +1031,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         detectors,
         rules,
         opts: opts.clone(),
+        bodiless: Default::default(),
     })
 }
 

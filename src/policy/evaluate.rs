@@ -662,6 +662,59 @@ mod tests {
     }
 
     #[test]
+    fn remembered_bodiless_decisions_are_the_same_decisions() {
+        // The fixture, with a rule on views that depends on the group.
+        let dir = tempfile::tempdir().unwrap();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
+        for sub in ["detectors", "sites"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            for f in std::fs::read_dir(from.join(sub)).unwrap() {
+                let f = f.unwrap().path();
+                std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        let rules = std::fs::read_to_string(from.join("policy.yaml")).unwrap().replace(
+            "rules:\n",
+            "rules:\n  - id: interns-read-only\n    when: { activities: [view], groups: [interns] }\n    action: coach\n",
+        );
+        std::fs::write(dir.path().join("policy.yaml"), rules).unwrap();
+        let policy = Policy::load(dir.path(), &EngineOptions::default()).unwrap();
+        let mut coached = 0;
+        for (method, path) in [
+            ("GET", "/home"),
+            ("HEAD", "/x/status/1"),
+            ("DELETE", "/i/api/1"),
+        ] {
+            for group in [None, Some("interns"), Some("sales"), Some("interns")] {
+                let mut head = tweet_head(&[]);
+                head.method = method.into();
+                head.path = path.into();
+                head.headers.clear();
+                head.group = group.map(str::to_string);
+                let class = policy.classify(&head);
+                let fresh = decide(&policy, &head, &class, None, false);
+                coached += usize::from(fresh.action == Action::Coach);
+                for _ in 0..2 {
+                    let d = policy.decide_untraced(&head, &class, None);
+                    assert_eq!(
+                        (d.action, &d.rule, &d.matches, &d.activity, &d.message),
+                        (
+                            fresh.action,
+                            &fresh.rule,
+                            &fresh.matches,
+                            &fresh.activity,
+                            &fresh.message
+                        ),
+                        "{method} {path} {group:?}"
+                    );
+                }
+            }
+        }
+        assert!(coached >= 2, "the group decides views of interns");
+        assert!(!policy.bodiless.read().is_empty());
+    }
+
+    #[test]
     fn untraced_decisions_are_the_same_decisions() {
         let policy = fixture(&EngineOptions::default());
         let head = tweet_head(&[]);

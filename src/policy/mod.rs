@@ -339,6 +339,15 @@ pub const UNINSPECTABLE_RULE: &str = "inspection.on_uninspectable";
 /// Activity name of requests to a catalogue site that match no activity.
 pub const UNCLASSIFIED: &str = "unclassified";
 
+/// (site index, activity index, an activity waits on a body) → decisions by group.
+pub(crate) type BodilessDecisions =
+    std::collections::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Decision)>>;
+
+/// Bounds on the remembered bodiless decisions: keys, and groups per key (a trusted
+/// identity header may name any group).
+const BODILESS_KEYS: usize = 4096;
+const BODILESS_GROUPS: usize = 64;
+
 /// A compiled, immutable rule set.
 pub struct Policy {
     pub(crate) version: String,
@@ -347,6 +356,9 @@ pub struct Policy {
     /// `(".example.com", site index)`, longest suffix first.
     pub(crate) suffix_hosts: Vec<(String, usize)>,
     pub(crate) any_host_sites: Vec<usize>,
+    /// Decisions on requests without a body, remembered: they depend only on the site, what
+    /// its activities said of the head, and the group (see [`Policy::decide_untraced`]).
+    pub(crate) bodiless: parking_lot::RwLock<BodilessDecisions>,
     pub(crate) detectors: Detectors,
     pub(crate) rules: Vec<compile::Rule>,
     pub(crate) opts: EngineOptions,
@@ -464,13 +476,48 @@ impl Policy {
 
     /// The same decision without its human-readable trace (`Decision::trace` stays
     /// empty): what the proxy asks on every request, where nobody reads the trace.
+    ///
+    /// Requests without a body (page views, mostly) are decided once per site, activity
+    /// match and group, and the decision remembered for the life of this rule set.
     pub fn decide_untraced(
         &self,
         head: &RequestHead,
         class: &Classification,
         body: Option<&[u8]>,
     ) -> Decision {
-        evaluate::decide(self, head, class, body, false)
+        let key = match (body, class.head_match) {
+            (None, Some((site, m)))
+                if !class.needs_body
+                    && self
+                        .sites
+                        .get(site)
+                        .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str())) =>
+            {
+                (site, m.activity, m.pending_body)
+            }
+            _ => return evaluate::decide(self, head, class, body, false),
+        };
+        let group = head.group.as_deref();
+        let known = self.bodiless.read().get(&key).and_then(|by_group| {
+            by_group
+                .iter()
+                .find(|(g, _)| g.as_deref() == group)
+                .map(|(_, d)| d.clone())
+        });
+        if let Some(decision) = known {
+            return decision;
+        }
+        let decision = evaluate::decide(self, head, class, None, false);
+        let mut memo = self.bodiless.write();
+        if memo.len() < BODILESS_KEYS || memo.contains_key(&key) {
+            let by_group = memo.entry(key).or_default();
+            if by_group.len() < BODILESS_GROUPS
+                && !by_group.iter().any(|(g, _)| g.as_deref() == group)
+            {
+                by_group.push((head.group.clone(), decision.clone()));
+            }
+        }
+        decision
     }
 
     /// Runs every detector over one text (the field is named `text`).
