@@ -83,10 +83,10 @@ for f in "$WORK"/callgrind.out.1-*; do # the dump taken after the counted reques
   echo "  thread profile $(basename "$f"): $t instructions"
   if [ "$t" -gt "$best" ]; then best=$t; OUT=$f; fi
 done
+cp "$OUT" /tmp/permeable-callgrind.out
 echo "instructions per request (worker thread): $((best / ok)) ($best for $ok requests)"
 echo "most expensive functions (exclusive):"
 callgrind_annotate --auto=no --threshold=100 "$OUT" 2>/dev/null | grep -E '^ *[0-9,]+ ' |
   sed -n '2,$p' | grep -v -E 'clone.S|pthread_create|thread_start|call_once|block_on|backtrace|enter_runtime|Scoped' |
-  head -25 | cut -c1-160
-cp "$OUT" /tmp/permeable-callgrind.out
-echo "profile: /tmp/permeable-callgrind.out (callgrind_annotate --inclusive=yes ...)"
+  head -25 | cut -c1-160 || true
+echo "profile: /tmp/permeable-callgrind.out (callgrind_annotate --inclusive=yes /tmp/permeable-callgrind.out)"
