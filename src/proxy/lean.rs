@@ -44,8 +44,11 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// An idle connection to a site is not reused after this long (as the pipeline's pool).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per site address and worker thread.
+/// Idle connections kept per site address and worker thread, and in all per thread.
 const IDLE_PER_ADDR: usize = 128;
+const IDLE_PER_THREAD: usize = 1024;
+/// How often idle connections past [`IDLE_TIMEOUT`] are closed, all sites together.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// What became of a request offered to the lean path.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +67,10 @@ pub enum Outcome {
 #[derive(Default)]
 struct Pool {
     idle: HashMap<SocketAddr, Vec<Idle>>,
+    /// Idle connections held, all sites together.
+    count: usize,
+    /// When every site's list was last swept of expired connections.
+    swept: Option<Instant>,
 }
 
 /// A connection waiting for its next request, and since when.
@@ -77,27 +84,43 @@ impl Pool {
     fn take(addr: SocketAddr) -> Option<TcpStream> {
         POOL.with_borrow_mut(|pool| {
             let list = pool.idle.get_mut(&addr)?;
+            let mut found = None;
             while let Some((stream, since)) = list.pop() {
+                pool.count = pool.count.saturating_sub(1);
                 if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
-                    return Some(stream);
+                    found = Some(stream);
+                    break;
                 }
             }
-            None
+            if list.is_empty() {
+                pool.idle.remove(&addr);
+            }
+            found
         })
     }
 
     fn put(addr: SocketAddr, stream: TcpStream) {
         POOL.with_borrow_mut(|pool| {
-            let list = pool.idle.entry(addr).or_default();
-            // Oldest first: only a list whose oldest has expired needs sweeping.
-            if list
-                .first()
-                .is_some_and(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
+            let now = Instant::now();
+            // Sites seen once must not keep their connections (and descriptors) forever.
+            if pool
+                .swept
+                .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
             {
-                list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+                pool.swept = Some(now);
+                pool.idle.retain(|_, list| {
+                    list.retain(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT);
+                    !list.is_empty()
+                });
+                pool.count = pool.idle.values().map(Vec::len).sum();
             }
+            if pool.count >= IDLE_PER_THREAD {
+                return;
+            }
+            let list = pool.idle.entry(addr).or_default();
             if list.len() < IDLE_PER_ADDR {
-                list.push((stream, Instant::now()));
+                list.push((stream, now));
+                pool.count += 1;
             }
         })
     }
