@@ -309,13 +309,7 @@ pub fn decide(
         uninspectable: None,
         trace: Vec::new(),
     };
-    // The classification's own site and head match when it came from this policy.
-    let classified = class.head_match.filter(|&(i, _)| {
-        policy
-            .sites
-            .get(i)
-            .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str()))
-    });
+    let classified = policy.head_match_of(class);
     let site = match classified
         .and_then(|(i, _)| policy.sites.get(i))
         .or_else(|| {

@@ -485,16 +485,8 @@ impl Policy {
         class: &Classification,
         body: Option<&[u8]>,
     ) -> Decision {
-        let key = match (body, class.head_match) {
-            (None, Some((site, m)))
-                if !class.needs_body
-                    && self
-                        .sites
-                        .get(site)
-                        .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str())) =>
-            {
-                (site, m.activity, m.pending_body)
-            }
+        let key = match (body, self.head_match_of(class)) {
+            (None, Some((site, m))) if !class.needs_body => (site, m.activity, m.pending_body),
             _ => return evaluate::decide(self, head, class, body, false),
         };
         let group = head.group.as_deref();
@@ -518,6 +510,18 @@ impl Policy {
             }
         }
         decision
+    }
+
+    /// The classification's site index and head match, when this policy made it.
+    pub(crate) fn head_match_of(
+        &self,
+        class: &Classification,
+    ) -> Option<(usize, crate::classify::SiteMatch)> {
+        class.head_match.filter(|&(i, _)| {
+            self.sites
+                .get(i)
+                .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str()))
+        })
     }
 
     /// Runs every detector over one text (the field is named `text`).

@@ -629,16 +629,11 @@ enum Head {
 async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Head> {
     let mut chunk = [0u8; 4096];
     loop {
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-        let head = &buf[..end.map_or(buf.len(), |e| e + 4)];
-        if has_bare_lf(head) {
-            return Ok(Head::BareLf);
-        }
-        if let Some(pos) = end {
-            return Ok(Head::Complete(pos + 4));
-        }
-        if buf.len() > MAX_CONNECT_HEAD {
-            return Ok(Head::TooLarge);
+        match head_end(buf) {
+            Err(()) => return Ok(Head::BareLf),
+            Ok(Some(end)) => return Ok(Head::Complete(end)),
+            Ok(None) if buf.len() > MAX_CONNECT_HEAD => return Ok(Head::TooLarge),
+            Ok(None) => {}
         }
         let got = l4.read(&mut chunk).await?;
         if got == 0 {

@@ -32,9 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::front::{has_bare_lf, ConnInfo, ConnMode};
-use super::{canonical_ip, note_failure, target_for, RequestCtx, Shared, Target};
+use super::{canonical_ip, note_failure, target_for, RequestCtx, Shared};
 use crate::pages::Answer;
 use crate::policy::{Action, RequestHead};
+use crate::upstream::ResolveError;
 
 /// Request heads with more header lines than this go through the pipeline.
 const MAX_HEADERS: usize = 100;
@@ -163,8 +164,8 @@ fn still_open(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
-/// Serve one request whose complete head is `head`; `scratch` is what the connection keeps
-/// between requests.
+/// Serve one request whose complete head is `head` (without bare LF line ends, as the
+/// front door finds heads); `scratch` is what the connection keeps between requests.
 pub async fn serve(
     shared: &Shared,
     client: &mut L4Stream,
@@ -178,7 +179,6 @@ pub async fn serve(
     conn.heads.fetch_add(1, Ordering::Release);
     let Admitted {
         mut ctx,
-        target,
         upstream_head,
         head_request,
     } = admitted;
@@ -186,7 +186,6 @@ pub async fn serve(
         shared,
         client,
         &mut ctx,
-        &target,
         &upstream_head,
         head_request,
         head,
@@ -199,8 +198,8 @@ pub async fn serve(
 
 /// A request the lean path takes: decided, with the head to send to the site.
 struct Admitted {
+    /// With its target.
     ctx: RequestCtx,
-    target: Target,
     upstream_head: Vec<u8>,
     head_request: bool,
 }
@@ -214,7 +213,9 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
         _ => return None,
     }
     let method = req.method?;
-    if req.version != Some(1) || !matches!(method, "GET" | "HEAD") || has_bare_lf(head) {
+    // (The front door hands over heads without bare LF line ends.)
+    debug_assert!(!has_bare_lf(head));
+    if req.version != Some(1) || !matches!(method, "GET" | "HEAD") {
         return None;
     }
     let mut host_field = None;
@@ -269,7 +270,6 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     let mut ctx = RequestCtx::new();
     ctx.conn = Some(conn.clone());
     ctx.policy = Some(policy.clone());
-    ctx.target = Some(target.clone());
     ctx.rewrite_uri = rewrite;
     let field = |name: &str| {
         req.headers
@@ -298,6 +298,7 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
         group: (ctx.group != "unknown").then(|| ctx.group.clone()),
         client: client_ip,
     };
+    ctx.target = Some(target);
     let class = policy.classify(&request);
     if class.site.is_some() {
         if class.needs_body {
@@ -340,7 +341,6 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     ctx.class = Some(class);
     Some(Admitted {
         ctx,
-        target,
         upstream_head,
         head_request: method == "HEAD",
     })
@@ -376,14 +376,17 @@ async fn relay(
     shared: &Shared,
     client: &mut L4Stream,
     ctx: &mut RequestCtx,
-    target: &Target,
     upstream_head: &[u8],
     head_request: bool,
     head: &[u8],
     scratch: &mut Scratch,
 ) -> Sent {
     let Scratch { buf, timer } = scratch;
-    let addr = match shared.resolver.resolve(&target.host, target.port).await {
+    let resolved = match ctx.target.as_ref() {
+        Some(t) => shared.resolver.resolve(&t.host, t.port).await,
+        None => Err(ResolveError::NotFound("no target".into())),
+    };
+    let addr = match resolved {
         Ok(addr) => addr,
         Err(e) => {
             let (status, kind) = e.status_and_kind();
@@ -659,8 +662,6 @@ struct Chunked {
     /// Size of the chunk being read (while in its size line), then what is left of it.
     size: u64,
     digits: u8,
-    /// Payload bytes seen in all.
-    data: u64,
     /// Payload bytes since the last [`Framing::payload`].
     fresh_data: u64,
 }
@@ -713,7 +714,6 @@ impl Chunked {
                 Data => {
                     let take = self.size.min((input.len() - i) as u64);
                     self.size -= take;
-                    self.data += take;
                     self.fresh_data += take;
                     i += take as usize;
                     if self.size == 0 {
@@ -830,7 +830,7 @@ mod tests {
         assert_eq!(run(&[trailed]), Ok(Some((0, trailed.len()))));
         let mut c = Chunked::default();
         assert_eq!(c.feed(b"A\r\n0123456789\r\n"), Ok(None));
-        assert_eq!(c.data, 10);
+        assert_eq!(c.fresh_data, 10);
         // Not chunked framing.
         assert!(run(&[b"zz\r\n"]).is_err());
         assert!(run(&[b"\r\n"]).is_err());
