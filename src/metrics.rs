@@ -25,8 +25,8 @@ use std::sync::LazyLock;
 
 use parking_lot::Mutex;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, TextEncoder,
 };
 
 /// Label value for anything outside a label's known set.
@@ -294,6 +294,187 @@ pub static SHARED_LINK_DOMAINS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(||
     )
 });
 
+/// A family's series by label values, kept by one thread. `with_label_values` hashes
+/// every value byte by byte, takes the family's lock and clones the series on every call;
+/// the request families are counted on every request, so each worker thread keeps the
+/// handles it has used. Series are never removed from these families, so a handle stays
+/// its family's series for good. At most [`LOCAL_SERIES_MAX`] label sets are kept (they
+/// come from bounded sets; a reload can bring new ones): past that the cache starts over.
+struct LocalSeries<M> {
+    /// By [`label_hash`], which the map takes as it is.
+    by_hash: HashMap<u64, Vec<Labelled<M>>, std::hash::BuildHasherDefault<Prehashed>>,
+    len: usize,
+}
+
+/// A series and the label values that name it.
+type Labelled<M> = (Box<[Box<str>]>, M);
+
+const LOCAL_SERIES_MAX: usize = 4096;
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A hash of label values, each followed by a byte no UTF-8 text holds (so that "ab", "c"
+/// and "a", "bc" differ), eight bytes per step.
+fn label_hash(labels: &[&str]) -> u64 {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    let mut h: u64 = 0;
+    let mut mix = |word: u64| h = (h.rotate_left(26) ^ word).wrapping_mul(K);
+    for l in labels {
+        let mut chunks = l.as_bytes().chunks_exact(8);
+        for c in &mut chunks {
+            mix(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        last[rest.len()] = 0xff;
+        mix(u64::from_le_bytes(last));
+    }
+    h
+}
+
+impl<M> LocalSeries<M> {
+    fn new() -> LocalSeries<M> {
+        LocalSeries {
+            by_hash: HashMap::default(),
+            len: 0,
+        }
+    }
+
+    /// The series for `labels`, made by `make` the first time this thread sees them.
+    fn get(&mut self, labels: &[&str], make: impl FnOnce() -> M) -> &mut M {
+        let hash = label_hash(labels);
+        if self.len >= LOCAL_SERIES_MAX && !self.by_hash.contains_key(&hash) {
+            self.by_hash.clear();
+            self.len = 0;
+        }
+        let list = self.by_hash.entry(hash).or_default();
+        let same = |known: &[Box<str>]| {
+            known.len() == labels.len() && known.iter().zip(labels).all(|(a, b)| **a == **b)
+        };
+        let at = match list.iter().position(|(known, _)| same(known)) {
+            Some(at) => at,
+            None => {
+                self.len += 1;
+                list.push((labels.iter().map(|&l| l.into()).collect(), make()));
+                list.len() - 1
+            }
+        };
+        &mut list[at].1
+    }
+}
+
+/// The series one label set of [`count_request`] names; the optional ones are made when
+/// first observed, as `with_label_values` at that point would.
+struct RequestSeries {
+    requests: IntCounter,
+    duration: Histogram,
+    inspection: Option<Histogram>,
+    body_request: Option<IntCounter>,
+    body_response: Option<IntCounter>,
+    unclassified: Option<IntCounter>,
+    /// `permeable_rule_matches_total` series by (rule, action, mode), as requests with
+    /// these labels matched them (at most [`RULES_PER_SERIES`]).
+    rules: Vec<(Box<str>, &'static str, &'static str, IntCounter)>,
+}
+
+const RULES_PER_SERIES: usize = 32;
+
+/// What one finished request adds to the request families.
+pub struct RequestCount<'a> {
+    pub site: &'a str,
+    pub activity: &'a str,
+    pub action: &'a str,
+    pub group: &'a str,
+    pub seconds: f64,
+    /// Time spent deciding, when there was any.
+    pub inspection_seconds: Option<f64>,
+    /// Request and response body bytes, counted for catalogue sites only.
+    pub body_bytes: Option<(u64, u64)>,
+    pub unclassified: bool,
+}
+
+thread_local! {
+    static REQUEST_SERIES: std::cell::RefCell<LocalSeries<RequestSeries>> =
+        std::cell::RefCell::new(LocalSeries::new());
+}
+
+/// Counts one request in `permeable_requests_total`, its duration, inspection time, body
+/// bytes, (when no activity matched) `permeable_unclassified_requests_total`, and each
+/// matching rule, as (rule id, action, mode), in `permeable_rule_matches_total`.
+pub fn count_request<'r>(
+    c: &RequestCount<'_>,
+    rule_matches: impl Iterator<Item = (&'r str, &'static str, &'static str)>,
+) {
+    REQUEST_SERIES.with_borrow_mut(|cache| {
+        let series = cache.get(&[c.site, c.activity, c.action, c.group], || RequestSeries {
+            requests: REQUESTS_TOTAL.with_label_values(&[c.site, c.activity, c.action, c.group]),
+            duration: REQUEST_DURATION_SECONDS.with_label_values(&[c.site]),
+            inspection: None,
+            body_request: None,
+            body_response: None,
+            unclassified: None,
+            rules: Vec::new(),
+        });
+        series.requests.inc();
+        series.duration.observe(c.seconds);
+        if let Some(seconds) = c.inspection_seconds {
+            series
+                .inspection
+                .get_or_insert_with(|| INSPECTION_DURATION_SECONDS.with_label_values(&[c.site]))
+                .observe(seconds);
+        }
+        if let Some((up, down)) = c.body_bytes {
+            series
+                .body_request
+                .get_or_insert_with(|| BODY_BYTES_TOTAL.with_label_values(&[c.site, "request"]))
+                .inc_by(up);
+            series
+                .body_response
+                .get_or_insert_with(|| BODY_BYTES_TOTAL.with_label_values(&[c.site, "response"]))
+                .inc_by(down);
+        }
+        if c.unclassified {
+            series
+                .unclassified
+                .get_or_insert_with(|| UNCLASSIFIED_REQUESTS_TOTAL.with_label_values(&[c.site]))
+                .inc();
+        }
+        for (rule, action, mode) in rule_matches {
+            let known = series
+                .rules
+                .iter()
+                .find(|(r, a, m, _)| **r == *rule && *a == action && *m == mode);
+            match known {
+                Some((.., counter)) => counter.inc(),
+                None => {
+                    let counter = RULE_MATCHES_TOTAL.with_label_values(&[rule, action, mode]);
+                    counter.inc();
+                    if series.rules.len() < RULES_PER_SERIES {
+                        series.rules.push((rule.into(), action, mode, counter));
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Registers every family and creates, at zero, the series whose label values are
 /// fixed by code (reload results, tunnel modes), so `rate()` and alerts see them from
 /// the first scrape rather than from the first event. Families whose labels come from
@@ -541,6 +722,79 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn requests_counted_through_the_thread_cache_land_in_their_own_series() {
+        let count = |site: &'static str, activity: &'static str| RequestCount {
+            site,
+            activity,
+            action: "allow",
+            group: "unknown",
+            seconds: 0.001,
+            inspection_seconds: None,
+            body_bytes: Some((3, 5)),
+            unclassified: false,
+        };
+        count_request(&count("cache-ab", "c"), std::iter::empty());
+        count_request(&count("cache-ab", "c"), std::iter::empty());
+        count_request(&count("cache-ab", "d"), std::iter::empty());
+        let total = |site, activity| {
+            REQUESTS_TOTAL
+                .with_label_values(&[site, activity, "allow", "unknown"])
+                .get()
+        };
+        assert_eq!(total("cache-ab", "c"), 2);
+        assert_eq!(total("cache-ab", "d"), 1);
+        let bytes = BODY_BYTES_TOTAL
+            .with_label_values(&["cache-ab", "response"])
+            .get();
+        assert_eq!(bytes, 15);
+        // A series first observed later (inspection time) is made then, and counted.
+        count_request(
+            &RequestCount {
+                inspection_seconds: Some(0.002),
+                ..count("cache-ab", "c")
+            },
+            std::iter::empty(),
+        );
+        let inspected = INSPECTION_DURATION_SECONDS.with_label_values(&["cache-ab"]);
+        assert_eq!(inspected.get_sample_count(), 1);
+        assert_eq!(total("cache-ab", "c"), 3);
+        assert_eq!(total("cache-ab", "d"), 1);
+
+        let rules = [
+            ("cache-rule", "block", "monitor"),
+            ("cache-rule", "log", "enforce"),
+        ];
+        count_request(&count("cache-ab", "c"), rules.into_iter());
+        count_request(&count("cache-ab", "c"), rules[..1].iter().copied());
+        count_request(&count("cache-ab", "d"), rules[..1].iter().copied());
+        let matches = |action, mode| {
+            RULE_MATCHES_TOTAL
+                .with_label_values(&["cache-rule", action, mode])
+                .get()
+        };
+        assert_eq!(matches("block", "monitor"), 3);
+        assert_eq!(matches("log", "enforce"), 1);
+    }
+
+    #[test]
+    fn the_thread_cache_starts_over_past_its_bound() {
+        let mut cache = LocalSeries::new();
+        let names: Vec<String> = (0..=LOCAL_SERIES_MAX).map(|i| format!("s{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(*cache.get(&[n], || i), i);
+        }
+        assert_eq!(*cache.get(&["s4096"], || 0), LOCAL_SERIES_MAX);
+        assert_eq!(cache.len, 1);
+        // Label sets that join to the same text are told apart.
+        assert_eq!(*cache.get(&["ab", "c"], || 100), 100);
+        assert_eq!(*cache.get(&["a", "bc"], || 200), 200);
+        assert_eq!(*cache.get(&["ab", "c"], || 300), 100);
+        // Made again after the restart; what is kept answers with the same handle.
+        assert_eq!(*cache.get(&["s0"], || 7), 7);
+        assert_eq!(*cache.get(&["s0"], || 8), 7);
     }
 
     #[test]

@@ -37,30 +37,24 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
         None => "unknown",
     };
 
-    metrics::REQUESTS_TOTAL
-        .with_label_values(&[site, activity, action, group_label])
-        .inc();
-    metrics::REQUEST_DURATION_SECONDS
-        .with_label_values(&[site])
-        .observe(ctx.elapsed().as_secs_f64());
-    if !ctx.inspection_time().is_zero() {
-        metrics::INSPECTION_DURATION_SECONDS
-            .with_label_values(&[site])
-            .observe(ctx.inspection_time().as_secs_f64());
-    }
-    if site != "other" {
-        metrics::BODY_BYTES_TOTAL
-            .with_label_values(&[site, "request"])
-            .inc_by(ctx.bytes_up() as u64);
-        metrics::BODY_BYTES_TOTAL
-            .with_label_values(&[site, "response"])
-            .inc_by(response_body_bytes);
-    }
-    if activity == UNCLASSIFIED {
-        metrics::UNCLASSIFIED_REQUESTS_TOTAL
-            .with_label_values(&[site])
-            .inc();
-    }
+    let inspection = ctx.inspection_time();
+    let matches = decision.map_or(&[][..], |d| &d.matches[..]);
+    metrics::count_request(
+        &metrics::RequestCount {
+            site,
+            activity,
+            action,
+            group: group_label,
+            seconds: ctx.elapsed().as_secs_f64(),
+            inspection_seconds: (!inspection.is_zero()).then_some(inspection.as_secs_f64()),
+            body_bytes: (site != metrics::OTHER)
+                .then(|| (ctx.bytes_up() as u64, response_body_bytes)),
+            unclassified: activity == UNCLASSIFIED,
+        },
+        matches
+            .iter()
+            .map(|m| (m.id.as_str(), m.action.as_str(), m.mode.as_str())),
+    );
     let Some(decision) = decision else {
         return;
     };
@@ -72,11 +66,6 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     for f in &decision.findings {
         metrics::FINDINGS_TOTAL
             .with_label_values(&[&f.category, decision.action.as_str()])
-            .inc();
-    }
-    for m in &decision.matches {
-        metrics::RULE_MATCHES_TOTAL
-            .with_label_values(&[&m.id, m.action.as_str(), m.mode.as_str()])
             .inc();
     }
     for domain in ctx.shared_link_domains() {

@@ -59,7 +59,7 @@ impl std::fmt::Display for ResolveError {
 /// Resolves destinations for both intercepted requests and blind tunnels.
 #[derive(Clone)]
 pub struct Resolver {
-    overrides: BTreeMap<String, SocketAddr>,
+    overrides: foldhash::HashMap<String, SocketAddr>,
     allow_private: Vec<IpNet>,
     timeout: Duration,
     /// Set when `upstream.nameservers` names the servers to ask.
@@ -186,7 +186,6 @@ impl Resolver {
     /// The `upstream.resolve` entry for `host:port` (`[v6]:port`), if any. The key is
     /// written into a buffer kept by the thread: a lookup allocates nothing.
     fn overridden(&self, host: &str, port: u16) -> Option<SocketAddr> {
-        use std::fmt::Write as _;
         thread_local!(static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
         if self.overrides.is_empty() {
             return None;
@@ -197,11 +196,25 @@ impl Resolver {
             if v6 {
                 key.push('[');
             }
-            key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+            key.push_str(host);
+            key.make_ascii_lowercase();
             if v6 {
                 key.push(']');
             }
-            let _ = write!(key, ":{port}");
+            key.push(':');
+            // The port's digits, without the formatting machinery.
+            let mut digits = [0u8; 5];
+            let mut n = port;
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            key.extend(digits[at..].iter().map(|&d| d as char));
             self.overrides.get(key.as_str()).copied()
         })
     }

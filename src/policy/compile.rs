@@ -1004,7 +1004,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         return Err(RuleErrors(errors));
     }
 
-    let mut exact_hosts = HashMap::new();
+    let mut exact_hosts = foldhash::HashMap::default();
     let mut suffix_hosts = Vec::new();
     let mut any_host_sites = Vec::new();
     for (i, s) in sites.iter().enumerate() {

@@ -341,7 +341,7 @@ pub const UNCLASSIFIED: &str = "unclassified";
 
 /// (site index, activity index, an activity waits on a body) → decisions by group.
 pub(crate) type BodilessDecisions =
-    std::collections::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Decision)>>;
+    foldhash::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Decision)>>;
 
 /// Bounds on the remembered bodiless decisions: keys, and groups per key (a trusted
 /// identity header may name any group).
@@ -352,7 +352,7 @@ const BODILESS_GROUPS: usize = 64;
 pub struct Policy {
     pub(crate) version: String,
     pub(crate) sites: Vec<Site>,
-    pub(crate) exact_hosts: std::collections::HashMap<String, usize>,
+    pub(crate) exact_hosts: foldhash::HashMap<String, usize>,
     /// `(".example.com", site index)`, longest suffix first.
     pub(crate) suffix_hosts: Vec<(String, usize)>,
     pub(crate) any_host_sites: Vec<usize>,

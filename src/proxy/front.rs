@@ -592,7 +592,7 @@ impl Front {
 /// Where the request head in `buf` ends, once complete; `Err` at a line that ends with a
 /// bare LF.
 fn head_end(buf: &[u8]) -> Result<Option<usize>, ()> {
-    for (i, _) in buf.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+    for i in memchr::memchr_iter(b'\n', buf) {
         if i == 0 || buf[i - 1] != b'\r' {
             return Err(());
         }
@@ -645,9 +645,7 @@ async fn read_head(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<Head
 
 /// Whether a line in `head` ends with LF alone.
 pub fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
 /// Read one whole TLS record (the ClientHello) without consuming it for good.

@@ -17,7 +17,6 @@
 //! `proxy.fast_path: false` sends every request through the pipeline.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -67,7 +66,7 @@ pub enum Outcome {
 /// runtime's threads end with it (and their idle connections with them).
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<SocketAddr, Vec<Idle>>,
+    idle: foldhash::HashMap<SocketAddr, Vec<Idle>>,
     /// Idle connections held, all sites together.
     count: usize,
     /// When every site's list was last swept of expired connections.
@@ -326,16 +325,19 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
         "proxy-connection",
         "proxy-authorization",
     ];
-    let fields = &head[head.iter().position(|&b| b == b'\n')? + 1..];
-    for line in fields.split_inclusive(|&b| b == b'\n') {
-        let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        if !strip
-            .iter()
-            .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
-        {
-            upstream_head.extend_from_slice(line);
+    // The parser's fields are slices of `head`: a stripped field's line starts at its
+    // name's offset and ends at the next LF. The lines between are copied in runs.
+    let base = head.as_ptr() as usize;
+    let mut kept_from = memchr::memchr(b'\n', head)? + 1;
+    for h in req.headers.iter() {
+        if strip.iter().any(|s| h.name.eq_ignore_ascii_case(s)) {
+            let start = h.name.as_ptr() as usize - base;
+            let end = start + memchr::memchr(b'\n', &head[start..])? + 1;
+            upstream_head.extend_from_slice(&head[kept_from..start]);
+            kept_from = end;
         }
     }
+    upstream_head.extend_from_slice(&head[kept_from..]);
 
     ctx.head = Some(request);
     ctx.class = Some(class);
@@ -530,16 +532,19 @@ async fn read_head(
     head_request: bool,
 ) -> Result<(usize, Answered), Failure> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => {
-                return answer_of(&resp, head_request)
-                    .map(|a| (n, a))
-                    .ok_or(INVALID)
+        // (Nothing to parse before the first read: the answer to a request just sent.)
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    return answer_of(&resp, head_request)
+                        .map(|a| (n, a))
+                        .ok_or(INVALID)
+                }
+                Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => {}
+                _ => return Err(INVALID),
             }
-            Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => {}
-            _ => return Err(INVALID),
         }
         match read_some(site, buf, timer, timeout).await {
             Ok(0) => return Err(RESET),

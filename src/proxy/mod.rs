@@ -279,10 +279,11 @@ fn link_domains(body: &[u8]) -> Vec<String> {
 fn request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = rand::random::<u64>();
-    (0..16)
-        .rev()
-        .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
-        .collect()
+    let mut id = String::with_capacity(16);
+    for i in (0..16).rev() {
+        id.push(HEX[((n >> (i * 4)) & 0xf) as usize] as char);
+    }
+    id
 }
 
 /// The [`ProxyHttp`] implementation: the pipeline's phases.
