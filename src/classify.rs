@@ -7,6 +7,8 @@
 //! proxy whether to buffer the body: when an activity's conditions look into the body, or
 //! the activity that matches carries content to inspect.
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::decode::{ContentField, DecodedBody, PtrSeg};
@@ -15,7 +17,8 @@ use crate::policy::RequestHead;
 /// A compiled activity of a site.
 #[derive(Debug)]
 pub struct Activity {
-    pub name: String,
+    /// Shared with every classification that names the activity.
+    pub name: Arc<str>,
     /// Uppercase; empty = any method.
     pub(crate) methods: Vec<String>,
     pub(crate) host: Option<Regex>,

@@ -16,7 +16,7 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     let decision = ctx.decision.as_ref();
     let activity = decision
         .map(|d| d.activity.as_str())
-        .or_else(|| class.map(|c| c.activity.as_str()))
+        .or_else(|| class.map(|c| &*c.activity))
         .unwrap_or("none");
     let activity = if class.and_then(|c| c.site.as_ref()).is_none() {
         "none"

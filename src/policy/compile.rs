@@ -367,7 +367,7 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
         return None;
     }
     Some(Site {
-        id: spec.site,
+        id: spec.site.into(),
         name: spec.name,
         domains,
         intercept: spec.intercept,
@@ -481,7 +481,7 @@ fn compile_activity(
         return None;
     }
     Some(Activity {
-        name: a.activity,
+        name: a.activity.into(),
         methods,
         host,
         path,
@@ -1063,11 +1063,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.sites().len(), 1);
-        assert_eq!(
-            p.site_for_host("api.x.com").map(|s| s.id.as_str()),
-            Some("x")
-        );
-        assert_eq!(p.site_for_host("x.com").map(|s| s.id.as_str()), Some("x"));
+        assert_eq!(p.site_for_host("api.x.com").map(|s| &*s.id), Some("x"));
+        assert_eq!(p.site_for_host("x.com").map(|s| &*s.id), Some("x"));
         assert!(p.site_for_host("notx.com").is_none());
         assert_eq!(p.version().len(), 12);
     }

@@ -16,8 +16,8 @@
 
 use super::compile::{Condition, Rule};
 use super::{
-    Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch, UNCLASSIFIED,
-    UNINSPECTABLE_RULE,
+    unclassified, Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch,
+    UNCLASSIFIED, UNINSPECTABLE_RULE,
 };
 use crate::classify::{self, may_have_body, HeadMatch};
 use crate::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
@@ -43,7 +43,7 @@ pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
     else {
         return Classification {
             site: None,
-            activity: UNCLASSIFIED.to_string(),
+            activity: unclassified(),
             needs_body: false,
             head_match: None,
         };
@@ -55,7 +55,7 @@ pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
         site: Some(site.id.clone()),
         activity: activity
             .map(|a| a.name.clone())
-            .unwrap_or_else(|| UNCLASSIFIED.to_string()),
+            .unwrap_or_else(unclassified),
         needs_body: m.pending_body || inspects,
         head_match: Some((index, m)),
     }
@@ -314,7 +314,7 @@ pub fn decide(
         .and_then(|(i, _)| policy.sites.get(i))
         .or_else(|| {
             let id = class.site.as_deref()?;
-            policy.sites.iter().find(|s| s.id == id)
+            policy.sites.iter().find(|s| &*s.id == id)
         }) {
         Some(s) => s,
         None => {
@@ -328,7 +328,7 @@ pub fn decide(
             return decision;
         }
     };
-    decision.site = Some(site.id.clone());
+    decision.site = Some(site.id.to_string());
     trace.push(|| format!("site: {} ({}) for host {}", site.id, site.name, head.host));
 
     // The body: unavailable, decodable, or not.
@@ -374,9 +374,7 @@ pub fn decide(
         None => head_match.activity,
     };
     let activity = activity_index.and_then(|i| site.activities.get(i));
-    decision.activity = activity
-        .map(|a| a.name.clone())
-        .unwrap_or_else(|| UNCLASSIFIED.to_string());
+    decision.activity = activity.map_or(UNCLASSIFIED, |a| &a.name).to_string();
     let pending = head_match.pending_body;
     trace.push(|| {
         format!(
@@ -762,11 +760,7 @@ mod tests {
         let head = tweet_head(&[]);
         let class = p.classify(&head);
         assert_eq!(
-            (
-                class.site.as_deref(),
-                class.activity.as_str(),
-                class.needs_body
-            ),
+            (class.site.as_deref(), &*class.activity, class.needs_body),
             (Some("x"), "post", true)
         );
         let d = p.decide(&head, &class, None);

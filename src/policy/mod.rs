@@ -18,6 +18,7 @@ pub mod schema;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::classify::Activity;
 use crate::decode::Uninspectable;
@@ -106,7 +107,8 @@ impl Mode {
 /// One site of the catalogue.
 #[derive(Debug)]
 pub struct Site {
-    pub id: String,
+    /// Shared with every classification that names the site.
+    pub id: Arc<str>,
     pub name: String,
     /// `example.com` (exact) or `*.example.com` (any subdomain).
     pub domains: Vec<String>,
@@ -122,8 +124,8 @@ impl Site {
     pub fn activity_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for a in &self.activities {
-            if !names.contains(&a.name) {
-                names.push(a.name.clone());
+            if !names.iter().any(|n| **n == *a.name) {
+                names.push(a.name.to_string());
             }
         }
         names
@@ -272,10 +274,10 @@ impl RequestHead {
 /// What the head alone says about a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Classification {
-    /// `None`: not a catalogue site.
-    pub site: Option<String>,
+    /// `None`: not a catalogue site. (The rule set's own names, shared.)
+    pub site: Option<Arc<str>>,
     /// `"unclassified"` when no activity matched.
-    pub activity: String,
+    pub activity: Arc<str>,
     /// The body must be buffered: it is inspected, or an activity condition looks into it.
     pub needs_body: bool,
     /// The site's index in the policy that classified the head, and what its activities
@@ -339,9 +341,15 @@ pub const UNINSPECTABLE_RULE: &str = "inspection.on_uninspectable";
 /// Activity name of requests to a catalogue site that match no activity.
 pub const UNCLASSIFIED: &str = "unclassified";
 
+/// [`UNCLASSIFIED`], shared by the classifications that say it.
+pub(crate) fn unclassified() -> Arc<str> {
+    static NAME: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| UNCLASSIFIED.into());
+    NAME.clone()
+}
+
 /// (site index, activity index, an activity waits on a body) → decisions by group.
 pub(crate) type BodilessDecisions =
-    foldhash::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Decision)>>;
+    foldhash::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Arc<Decision>)>>;
 
 /// Bounds on the remembered bodiless decisions: keys, and groups per key (a trusted
 /// identity header may name any group).
@@ -478,16 +486,17 @@ impl Policy {
     /// empty): what the proxy asks on every request, where nobody reads the trace.
     ///
     /// Requests without a body (page views, mostly) are decided once per site, activity
-    /// match and group, and the decision remembered for the life of this rule set.
+    /// match and group, and the decision remembered for the life of this rule set: such a
+    /// request gets the remembered decision itself, not a copy.
     pub fn decide_untraced(
         &self,
         head: &RequestHead,
         class: &Classification,
         body: Option<&[u8]>,
-    ) -> Decision {
+    ) -> Arc<Decision> {
         let key = match (body, self.head_match_of(class)) {
             (None, Some((site, m))) if !class.needs_body => (site, m.activity, m.pending_body),
-            _ => return evaluate::decide(self, head, class, body, false),
+            _ => return Arc::new(evaluate::decide(self, head, class, body, false)),
         };
         let group = head.group.as_deref();
         let known = self.bodiless.read().get(&key).and_then(|by_group| {
@@ -499,7 +508,7 @@ impl Policy {
         if let Some(decision) = known {
             return decision;
         }
-        let decision = evaluate::decide(self, head, class, None, false);
+        let decision = Arc::new(evaluate::decide(self, head, class, None, false));
         let mut memo = self.bodiless.write();
         if memo.len() < BODILESS_KEYS || memo.contains_key(&key) {
             let by_group = memo.entry(key).or_default();
@@ -520,7 +529,7 @@ impl Policy {
         class.head_match.filter(|&(i, _)| {
             self.sites
                 .get(i)
-                .is_some_and(|s| class.site.as_deref() == Some(s.id.as_str()))
+                .is_some_and(|s| class.site.as_ref().is_some_and(|c| Arc::ptr_eq(c, &s.id)))
         })
     }
 

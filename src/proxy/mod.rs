@@ -174,7 +174,7 @@ pub struct RequestCtx {
     policy: Option<Arc<Policy>>,
     pub(crate) head: Option<RequestHead>,
     class: Option<Classification>,
-    pub decision: Option<Decision>,
+    pub decision: Option<Arc<Decision>>,
     body: BodyMode,
     pub group: String,
     pub user: Option<String>,
@@ -716,7 +716,7 @@ impl Gateway {
         head: &RequestHead,
         class: &Classification,
         body: Option<&[u8]>,
-    ) -> Decision {
+    ) -> Arc<Decision> {
         self.timed_decide_only(policy, head, class, body, &mut ctx.inspection)
     }
 
@@ -727,7 +727,7 @@ impl Gateway {
         class: &Classification,
         body: Option<&[u8]>,
         spent: &mut Duration,
-    ) -> Decision {
+    ) -> Arc<Decision> {
         let start = Instant::now();
         let decision = policy.decide_untraced(head, class, body);
         *spent += start.elapsed();
