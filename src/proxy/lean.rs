@@ -122,8 +122,11 @@ impl Pool {
     }
 }
 
-/// A timer kept by a connection for its successive waits: moving its deadline later is an
-/// update in place where a new timer per wait would be registered and removed each time.
+/// A timer kept by a connection for its successive waits. Deadlines mostly move later
+/// (each wait ends a fixed time after it starts), so the timer is moved only when it has
+/// to: a timer set for an earlier deadline is left alone, and when it fires before the
+/// wait's own deadline it is set again, then. A wait thus costs no timer update, where
+/// moving the timer each time (or a new timer per wait) updated the timer wheel.
 pub struct Deadline(Pin<Box<tokio::time::Sleep>>);
 
 impl Default for Deadline {
@@ -139,11 +142,21 @@ impl Deadline {
         at: tokio::time::Instant,
         future: F,
     ) -> Option<F::Output> {
-        self.0.as_mut().reset(at);
-        tokio::select! {
-            biased;
-            out = future => Some(out),
-            () = self.0.as_mut() => None,
+        if self.0.deadline() > at {
+            self.0.as_mut().reset(at);
+        }
+        let mut future = std::pin::pin!(future);
+        loop {
+            tokio::select! {
+                biased;
+                out = future.as_mut() => return Some(out),
+                () = self.0.as_mut() => {
+                    if tokio::time::Instant::now() >= at {
+                        return None;
+                    }
+                    self.0.as_mut().reset(at);
+                }
+            }
         }
     }
 }
@@ -205,9 +218,11 @@ struct Admitted {
 
 /// Parse, check, classify and decide; `None` declines the request.
 fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
+    // (Uninitialised: the parser writes the fields it finds; filling 100 empty ones
+    // first cost more than parsing a small head.)
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut headers) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         _ => return None,
     }
@@ -534,9 +549,13 @@ async fn read_head(
     loop {
         // (Nothing to parse before the first read: the answer to a request just sent.)
         if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(buf) {
+            let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut resp,
+                buf,
+                &mut headers,
+            ) {
                 Ok(httparse::Status::Complete(n)) => {
                     return answer_of(&resp, head_request)
                         .map(|a| (n, a))
@@ -812,6 +831,32 @@ fn serialize(answer: Answer, head_request: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_timer_ends_each_wait_at_its_own_deadline() {
+        use tokio::time::{sleep_until, Instant};
+        let s = Duration::from_secs;
+        let never = std::future::pending::<()>;
+        let mut timer = Deadline::default();
+        let t0 = Instant::now();
+        // Done in time.
+        let quick = timer
+            .within(t0 + s(10), async { sleep_until(t0 + s(1)).await })
+            .await;
+        assert_eq!((quick, Instant::now()), (Some(()), t0 + s(1)));
+        // A later deadline: the timer, still set for t0+10, must not end this wait then.
+        let long = timer
+            .within(t0 + s(20), async { sleep_until(t0 + s(15)).await })
+            .await;
+        assert_eq!((long, Instant::now()), (Some(()), t0 + s(15)));
+        // A wait that never ends ends at its deadline, not before.
+        assert_eq!(timer.within(t0 + s(30), never()).await, None);
+        assert_eq!(Instant::now(), t0 + s(30));
+        // A deadline earlier than the one the timer is set for.
+        let _ = timer.within(t0 + s(100), async {}).await;
+        assert_eq!(timer.within(t0 + s(35), never()).await, None);
+        assert_eq!(Instant::now(), t0 + s(35));
+    }
 
     fn run(chunks: &[&[u8]]) -> Result<Option<(usize, usize)>, ()> {
         let mut c = Chunked::default();
