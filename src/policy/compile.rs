@@ -482,6 +482,7 @@ fn compile_activity(
     }
     Some(Activity {
         name: a.activity.into(),
+        method_bits: crate::classify::method_bits(&methods),
         methods,
         host,
         path,
