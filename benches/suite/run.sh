@@ -105,8 +105,28 @@ cleanup() {
 trap cleanup EXIT
 say "work directory: $WORK"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# Listening ports, all different, taken below the kernel's ephemeral range: a port the
+# kernel hands out (bind to port 0) can be given again as the source port of one of the
+# thousands of connections the suite opens before the server that wants it starts.
+free_ports() { # COUNT
+  python3 - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+picked = []
+while len(picked) < int(sys.argv[1]):
+    port = random.randint(10000, low - 1) if low > 11000 else 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        port = s.getsockname()[1]
+        if port not in picked:
+            picked.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(" ".join(map(str, picked)))
+PY
 }
 wait_port() {
   local i
@@ -171,9 +191,8 @@ EOF
 GWCA=$WORK/gwca/ca.crt
 
 # --- ports and the servers ---------------------------------------------------------------
-UP_HTTP=$(free_port) UP_HTTPS=$(free_port) NGX_HTTP=$(free_port) NGX_TLS=$(free_port)
-SINK=$(free_port) MITM=$(free_port) NGX_L4=$(free_port) NGX_UP=$(free_port)
-GW_PROXY=$(free_port) GW_HTTP=$(free_port) GW_TLS=$(free_port) GW_ADMIN=$(free_port)
+read -r UP_HTTP UP_HTTPS NGX_HTTP NGX_TLS SINK MITM NGX_L4 NGX_UP \
+  GW_PROXY GW_HTTP GW_TLS GW_ADMIN <<<"$(free_ports 12)"
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
 
