@@ -59,7 +59,8 @@ impl std::fmt::Display for ResolveError {
 /// Resolves destinations for both intercepted requests and blind tunnels.
 #[derive(Clone)]
 pub struct Resolver {
-    overrides: foldhash::HashMap<String, SocketAddr>,
+    /// `upstream.resolve`, by lowercase host (IPv6 without brackets), then port.
+    overrides: foldhash::HashMap<String, Vec<(u16, SocketAddr)>>,
     allow_private: Vec<IpNet>,
     timeout: Duration,
     /// Set when `upstream.nameservers` names the servers to ask.
@@ -83,11 +84,17 @@ impl Resolver {
         allow_private: &[IpNet],
         timeout: Duration,
     ) -> Resolver {
+        let mut by_host: foldhash::HashMap<String, Vec<(u16, SocketAddr)>> = Default::default();
+        // (Keys are checked as host:port when the configuration loads.)
+        for (key, addr) in overrides {
+            if let Some((host, port)) = crate::config::split_host_port(key) {
+                let ports = by_host.entry(host.to_ascii_lowercase()).or_default();
+                ports.retain(|&(p, _)| p != port);
+                ports.push((port, *addr));
+            }
+        }
         Resolver {
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-                .collect(),
+            overrides: by_host,
             allow_private: allow_private.to_vec(),
             timeout,
             servers: None,
@@ -183,39 +190,29 @@ impl Resolver {
         Ok(addr)
     }
 
-    /// The `upstream.resolve` entry for `host:port` (`[v6]:port`), if any. The key is
-    /// written into a buffer kept by the thread: a lookup allocates nothing.
+    /// The `upstream.resolve` entry for `host` (without brackets) and `port`, if any. A
+    /// lowercase host (as the proxy passes it) is looked up as it is; another is lowercased
+    /// in a buffer kept by the thread: a lookup allocates nothing.
     fn overridden(&self, host: &str, port: u16) -> Option<SocketAddr> {
-        thread_local!(static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+        thread_local!(static LOWER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
         if self.overrides.is_empty() {
             return None;
         }
-        KEY.with_borrow_mut(|key| {
-            key.clear();
-            let v6 = host.contains(':');
-            if v6 {
-                key.push('[');
-            }
-            key.push_str(host);
-            key.make_ascii_lowercase();
-            if v6 {
-                key.push(']');
-            }
-            key.push(':');
-            // The port's digits, without the formatting machinery.
-            let mut digits = [0u8; 5];
-            let mut n = port;
-            let mut at = digits.len();
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            key.extend(digits[at..].iter().map(|&d| d as char));
-            self.overrides.get(key.as_str()).copied()
+        let find = |host: &str| {
+            let ports = self.overrides.get(host)?;
+            ports
+                .iter()
+                .find(|&&(p, _)| p == port)
+                .map(|&(_, addr)| addr)
+        };
+        if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return find(host);
+        }
+        LOWER.with_borrow_mut(|lower| {
+            lower.clear();
+            lower.push_str(host);
+            lower.make_ascii_lowercase();
+            find(lower)
         })
     }
 
@@ -286,8 +283,22 @@ mod tests {
     async fn overrides_and_refusal() {
         let mut o = BTreeMap::new();
         o.insert("X.com:443".to_string(), "127.0.0.1:9443".parse().unwrap());
+        o.insert("x.com:80".to_string(), "127.0.0.1:9080".parse().unwrap());
+        o.insert("[::2]:443".to_string(), "127.0.0.1:9666".parse().unwrap());
+        o.insert(
+            "127.0.0.2:80".to_string(),
+            "127.0.0.1:9081".parse().unwrap(),
+        );
         let r = Resolver::new(&o, &[], Duration::from_secs(2));
         assert_eq!(r.resolve("x.com", 443).await.unwrap().port(), 9443);
+        assert_eq!(r.resolve("X.Com", 80).await.unwrap().port(), 9080);
+        assert_eq!(r.resolve("[::2]", 443).await.unwrap().port(), 9666);
+        assert_eq!(r.resolve("127.0.0.2", 80).await.unwrap().port(), 9081);
+        // Another port of an overridden host is not overridden.
+        assert!(matches!(
+            r.resolve("127.0.0.2", 81).await,
+            Err(ResolveError::Private(_))
+        ));
         assert!(matches!(
             r.resolve("127.0.0.1", 443).await,
             Err(ResolveError::Private(_))

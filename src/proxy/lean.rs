@@ -283,7 +283,6 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     let policy = shared.policy.load_full();
     let mut ctx = RequestCtx::new();
     ctx.conn = Some(conn.clone());
-    ctx.policy = Some(policy.clone());
     ctx.rewrite_uri = rewrite;
     let field = |name: &str| {
         req.headers
@@ -356,6 +355,7 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
 
     ctx.head = Some(request);
     ctx.class = Some(class);
+    ctx.policy = Some(policy);
     Some(Admitted {
         ctx,
         upstream_head,
