@@ -23,7 +23,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use pingora::http::RequestHeader;
 use pingora::protocols::l4::stream::Stream as L4Stream;
@@ -63,7 +65,10 @@ pub enum Outcome {
 
 /// Idle keep-alive connections to sites, per address, kept by each worker thread: each
 /// worker runs its own runtime, a socket stays with the runtime that registered it, and a
-/// runtime's threads end with it (and their idle connections with them).
+/// runtime's threads end with it (and their idle connections with them). While a thread
+/// holds idle connections, a task of its runtime closes those past [`IDLE_TIMEOUT`] every
+/// [`SWEEP_EVERY`], so that a thread that sees no more traffic does not keep them (and
+/// their descriptors) open; keeping a connection also sweeps, at most as often.
 #[derive(Default)]
 struct Pool {
     idle: foldhash::HashMap<SocketAddr, Vec<Idle>>,
@@ -71,9 +76,12 @@ struct Pool {
     count: usize,
     /// When every site's list was last swept of expired connections.
     swept: Option<Instant>,
+    /// The sweeping task is running.
+    sweeping: bool,
 }
 
-/// A connection waiting for its next request, and since when.
+/// A connection waiting for its next request, and since when. (tokio's clock: the same
+/// as the system's, and one that tests can move.)
 type Idle = (TcpStream, Instant);
 
 thread_local! {
@@ -103,12 +111,7 @@ impl Pool {
                 .swept
                 .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
             {
-                pool.swept = Some(now);
-                pool.idle.retain(|_, list| {
-                    list.retain(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT);
-                    !list.is_empty()
-                });
-                pool.count = pool.idle.values().map(Vec::len).sum();
+                pool.sweep(now);
             }
             if pool.count >= IDLE_PER_THREAD {
                 return;
@@ -118,7 +121,36 @@ impl Pool {
                 list.push((stream, now));
                 pool.count += 1;
             }
+            if pool.count > 0 && !pool.sweeping {
+                pool.sweeping = true;
+                tokio::spawn(Pool::sweep_while_idle());
+            }
         })
+    }
+
+    /// Closes the connections idle for [`IDLE_TIMEOUT`] or longer.
+    fn sweep(&mut self, now: Instant) {
+        self.swept = Some(now);
+        self.idle.retain(|_, list| {
+            list.retain(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT);
+            !list.is_empty()
+        });
+        self.count = self.idle.values().map(Vec::len).sum();
+    }
+
+    /// The sweeping task: every [`SWEEP_EVERY`] while the thread holds idle connections.
+    async fn sweep_while_idle() {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let holding = POOL.with_borrow_mut(|pool| {
+                pool.sweep(Instant::now());
+                pool.sweeping = pool.count > 0;
+                pool.sweeping
+            });
+            if !holding {
+                return;
+            }
+        }
     }
 }
 
@@ -831,6 +863,26 @@ fn serialize(answer: Answer, head_request: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_site_connections_are_closed_without_further_traffic() {
+        let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = site.local_addr().unwrap();
+        let ours = TcpStream::connect(addr).await.unwrap();
+        let (mut theirs, _) = site.accept().await.unwrap();
+        Pool::put(addr, ours);
+        let held = || POOL.with_borrow(|p| (p.count, p.sweeping));
+        assert_eq!(held(), (1, true));
+        // Nothing else happens on this thread: the sweeping task alone closes it.
+        tokio::time::sleep(IDLE_TIMEOUT + SWEEP_EVERY * 2).await;
+        assert_eq!(held(), (0, false));
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            theirs.read(&mut byte).await.unwrap(),
+            0,
+            "the site sees it closed"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_timer_ends_each_wait_at_its_own_deadline() {
