@@ -5,9 +5,21 @@ use crate::audit::{AuditEvent, MatchedRule, ValueHash};
 use crate::metrics;
 use crate::policy::{Action, UNCLASSIFIED};
 use crate::proxy::{RequestCtx, Shared};
+use std::time::Instant;
 
 /// `response_body_bytes` and `status` are what the client was sent (status 0: nothing).
 pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u64, status: u16) {
+    record_request_ended(shared, ctx, response_body_bytes, status, Instant::now());
+}
+
+/// [`record_request`] for a request that ended at `ended`.
+pub fn record_request_ended(
+    shared: &Shared,
+    ctx: &RequestCtx,
+    response_body_bytes: u64,
+    status: u16,
+    ended: Instant,
+) {
     let class = ctx.head.as_ref().and(ctx.class_ref());
     // Site ids come from the compiled catalogue: a bounded set by construction.
     let site = class
@@ -32,7 +44,7 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     // counts as `other`), and `suppressed` while too few clients make them up.
     let group_label: &str = match ctx.client_ip() {
         Some(_) if ctx.group == "unknown" => "unknown",
-        Some(_) if !shared.config.clients.groups.contains_key(&ctx.group) => metrics::OTHER,
+        Some(_) if !shared.config.clients.groups.contains_key(&*ctx.group) => metrics::OTHER,
         Some(ip) => shared.groups.label(&ctx.group, ip),
         None => "unknown",
     };
@@ -45,7 +57,7 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
             activity,
             action,
             group: group_label,
-            seconds: ctx.elapsed().as_secs_f64(),
+            seconds: ctx.elapsed_at(ended).as_secs_f64(),
             inspection_seconds: (!inspection.is_zero()).then_some(inspection.as_secs_f64()),
             body_bytes: (site != metrics::OTHER)
                 .then(|| (ctx.bytes_up() as u64, response_body_bytes)),
@@ -88,7 +100,7 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     }
     let event = AuditEvent {
         time: humantime_now(),
-        request_id: &ctx.id,
+        request_id: &ctx.id.to_string(),
         rules_version: ctx.rules_version(),
         client: ctx.client_ip().map(|ip| ip.to_string()),
         user: ctx.user.as_deref(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -290,7 +291,15 @@ pub fn prepare(
         };
         let mut service = Service::new(name.to_string(), front);
         for addr in addrs.iter() {
-            service.add_tcp(&addr.to_string());
+            let mut endpoint = ListenerConfig::tcp(addr.to_string());
+            if kind == Listener::TransparentHttp {
+                // Plain HTTP only: the front door and the pipeline read into buffers of
+                // their own, so Pingora's read buffer in front of the socket (64 KiB per
+                // connection) would only add a copy of every read. (TLS listeners keep
+                // it: it spares the TLS layer a system call per record.)
+                endpoint = endpoint.l4_buffer(L4BufferSettings::default().read(0));
+            }
+            service.add_listener(endpoint);
             probe_addr.get_or_insert(*addr);
         }
         server.add_service(service);

@@ -254,8 +254,10 @@ impl Front {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut scratch = lean::Scratch::default();
         let mut head_timer = lean::Deadline::default();
+        // When the lean path answered the last request: the wait for the next began then.
+        let mut answered = None;
         loop {
-            let started = tokio::time::Instant::now();
+            let started = answered.take().unwrap_or_else(tokio::time::Instant::now);
             let deadline = started + self.header_timeout();
             let end = loop {
                 if explicit && buf.len() >= 8 && buf.starts_with(b"CONNECT ") {
@@ -290,7 +292,8 @@ impl Front {
             };
             if let Some(end) = end.filter(|_| self.shared.config.proxy.fast_path) {
                 match lean::serve(&self.shared, &mut l4, conn, &buf[..end], &mut scratch).await {
-                    lean::Outcome::KeepAlive => {
+                    lean::Outcome::KeepAlive(at) => {
+                        answered = Some(at);
                         buf.drain(..end);
                         continue;
                     }

@@ -16,6 +16,7 @@
 //! needs the body, and the gateway's own `/.permeable/` endpoints.
 //! `proxy.fast_path: false` sends every request through the pipeline.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::ErrorKind;
@@ -55,8 +56,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// What became of a request offered to the lean path.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answered; the client connection can carry the next request.
-    KeepAlive,
+    /// Answered at the instant given; the client connection can carry the next request.
+    KeepAlive(Instant),
     /// Answered (or the client went away); the connection ends here.
     Close,
     /// Not for the lean path: nothing was sent anywhere, the pipeline takes it.
@@ -88,14 +89,15 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
+/// (`now`: a reading of the clock just taken.)
 impl Pool {
-    fn take(addr: SocketAddr) -> Option<TcpStream> {
+    fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
         POOL.with_borrow_mut(|pool| {
             // (An emptied list stays until the next sweep: no allocation per request.)
             let list = pool.idle.get_mut(&addr)?;
             while let Some((stream, since)) = list.pop() {
                 pool.count = pool.count.saturating_sub(1);
-                if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
+                if now.saturating_duration_since(since) < IDLE_TIMEOUT && still_open(&stream) {
                     return Some(stream);
                 }
             }
@@ -103,9 +105,8 @@ impl Pool {
         })
     }
 
-    fn put(addr: SocketAddr, stream: TcpStream) {
+    fn put(addr: SocketAddr, stream: TcpStream, now: Instant) {
         POOL.with_borrow_mut(|pool| {
-            let now = Instant::now();
             // Sites seen once must not keep their connections (and descriptors) forever.
             if pool
                 .swept
@@ -225,27 +226,39 @@ pub async fn serve(
         mut ctx,
         upstream_head,
         head_request,
+        now,
     } = admitted;
     let sent = relay(
         shared,
         client,
         &mut ctx,
-        &upstream_head,
-        head_request,
-        head,
+        (&upstream_head, head_request, head),
+        now,
         scratch,
     )
     .await;
-    crate::record::record_request(shared, &ctx, sent.body_bytes, sent.status);
-    sent.outcome
+    crate::record::record_request_ended(
+        shared,
+        &ctx,
+        sent.body_bytes,
+        sent.status,
+        sent.ended.into_std(),
+    );
+    if sent.keep_alive {
+        Outcome::KeepAlive(sent.ended)
+    } else {
+        Outcome::Close
+    }
 }
 
 /// A request the lean path takes: decided, with the head to send to the site.
 struct Admitted {
-    /// With its target.
-    ctx: RequestCtx,
+    /// With its target. (Boxed: moved several times, where a pointer costs less to move.)
+    ctx: Box<RequestCtx>,
     upstream_head: Vec<u8>,
     head_request: bool,
+    /// When the decision was taken (a recent reading of the clock).
+    now: Instant,
 }
 
 /// Parse, check, classify and decide; `None` declines the request.
@@ -291,38 +304,42 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     }
 
     let raw_target = req.path?;
-    let uri: http::Uri = raw_target.parse().ok()?;
-    let origin_path = match &conn.mode {
-        ConnMode::TransparentHttp if raw_target.starts_with('/') => {
-            uri.path_and_query().map_or("/", |p| p.as_str())
-        }
-        ConnMode::ExplicitPlain if uri.scheme_str() == Some("http") => "",
-        _ => return None,
+    let transparent = matches!(conn.mode, ConnMode::TransparentHttp);
+    let (origin_path, authority) = if transparent && origin_form(raw_target) {
+        (Cow::Borrowed(raw_target), None)
+    } else {
+        let uri: http::Uri = raw_target.parse().ok()?;
+        let origin_path = match &conn.mode {
+            ConnMode::TransparentHttp if raw_target.starts_with('/') => {
+                uri.path_and_query().map_or("/", |p| p.as_str())
+            }
+            ConnMode::ExplicitPlain if uri.scheme_str() == Some("http") => "",
+            _ => return None,
+        };
+        let authority = uri.authority().map(|a| a.as_str().to_string());
+        (Cow::Owned(origin_path.to_string()), authority)
     };
     let (target, rewrite) = target_for(
         &conn.mode,
         raw_target.as_bytes(),
-        uri.authority().map(|a| a.as_str()),
+        authority.as_deref(),
         host_field,
     )
     .ok()?;
-    let path = rewrite.clone().unwrap_or_else(|| origin_path.to_string());
+    let path = rewrite.clone().unwrap_or_else(|| origin_path.into_owned());
     if path.starts_with("/.permeable/") {
         return None;
     }
 
     let client_ip = Some(canonical_ip(conn.client.ip()));
     let policy = shared.policy.load_full();
-    let mut ctx = RequestCtx::new();
-    ctx.conn = Some(conn.clone());
-    ctx.rewrite_uri = rewrite;
     let field = |name: &str| {
         req.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| visible_ascii(h.value))
     };
-    shared.identify(&mut ctx, client_ip, field);
+    let (user, group) = shared.identify(client_ip, field);
     let identity = &shared.config.clients.identity;
     let request = RequestHead {
         method: method.to_string(),
@@ -340,23 +357,37 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
                 )
             })
             .collect(),
-        group: (ctx.group != "unknown").then(|| ctx.group.clone()),
+        group: (group != "unknown").then(|| group.to_string()),
         client: client_ip,
     };
-    ctx.target = Some(target);
+    // The request counts from here: one clock reading starts it and its inspection
+    // (classifying and deciding), one ends the inspection.
+    let started = Instant::now();
     let class = policy.classify(&request);
+    let mut decided = None;
     if class.site.is_some() {
         if class.needs_body {
             return None;
         }
-        let start = Instant::now();
         let decision = policy.decide_untraced(&request, &class, None);
-        ctx.inspection += start.elapsed();
         if !matches!(decision.action, Action::Allow | Action::Log) {
             return None;
         }
-        ctx.decision = Some(decision);
+        decided = Some((decision, Instant::now()));
     }
+    let mut ctx = Box::new(RequestCtx::started_at(started.into_std()));
+    ctx.conn = Some(conn.clone());
+    ctx.rewrite_uri = rewrite;
+    (ctx.user, ctx.group) = (user, group);
+    ctx.target = Some(target);
+    let now = match decided {
+        Some((decision, at)) => {
+            ctx.inspection = at - started;
+            ctx.decision = Some(decision);
+            at
+        }
+        None => started,
+    };
 
     // The head as received, with the request line in origin form and without the
     // identity and proxy headers.
@@ -392,7 +423,30 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
         ctx,
         upstream_head,
         head_request: method == "HEAD",
+        now,
     })
+}
+
+/// A request target in origin form made only of characters that URIs take as they are
+/// (letters, digits, `-._~!$&'()*+,;=:@/?%`): the pipeline's URI parser would keep it
+/// unchanged as the path and query, so the lean path skips that parser.
+fn origin_form(target: &str) -> bool {
+    const PLAIN: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = (b as u8).is_ascii_alphanumeric();
+            b += 1;
+        }
+        let marks = b"-._~!$&'()*+,;=:@/?%";
+        let mut i = 0;
+        while i < marks.len() {
+            table[marks[i] as usize] = true;
+            i += 1;
+        }
+        table
+    };
+    target.starts_with('/') && target.bytes().all(|b| PLAIN[b as usize])
 }
 
 fn visible_ascii(value: &[u8]) -> Option<&str> {
@@ -408,9 +462,12 @@ fn visible_ascii(value: &[u8]) -> Option<&str> {
 
 /// What the client was sent.
 struct Sent {
-    outcome: Outcome,
+    /// The connection can carry the next request.
+    keep_alive: bool,
     body_bytes: u64,
     status: u16,
+    /// When the answer ended.
+    ended: Instant,
 }
 
 /// Why a site could not be reached or read: status, metric kind, reason.
@@ -420,14 +477,14 @@ const TIMED_OUT: Failure = (504, "timeout", "the site did not answer in time");
 const RESET: Failure = (502, "reset", "the site closed the connection");
 const INVALID: Failure = (502, "protocol", "the site sent an invalid response");
 
-#[allow(clippy::too_many_arguments)]
+/// Send the request (`upstream_head`, for the client's `head`) to the site and its answer
+/// to the client; `now` is a recent reading of the clock.
 async fn relay(
     shared: &Shared,
     client: &mut L4Stream,
     ctx: &mut RequestCtx,
-    upstream_head: &[u8],
-    head_request: bool,
-    head: &[u8],
+    (upstream_head, head_request, head): (&[u8], bool, &[u8]),
+    now: Instant,
     scratch: &mut Scratch,
 ) -> Sent {
     let Scratch { buf, timer } = scratch;
@@ -450,7 +507,7 @@ async fn relay(
     // closed meanwhile is replaced once (GET and HEAD can be sent again).
     let mut reuse = true;
     let (mut site, mut head_end, mut answer) = loop {
-        let pooled = if reuse { Pool::take(addr) } else { None };
+        let pooled = if reuse { Pool::take(addr, now) } else { None };
         let reused = pooled.is_some();
         let mut site = match pooled {
             Some(site) => site,
@@ -461,7 +518,7 @@ async fn relay(
         };
         buf.clear();
         let exchanged = match site.write_all(upstream_head).await {
-            Ok(()) => read_head(&mut site, buf, timer, read_timeout, head_request).await,
+            Ok(()) => read_head(&mut site, buf, timer, read_timeout, Some(now), head_request).await,
             Err(_) => Err(RESET),
         };
         match exchanged {
@@ -478,7 +535,7 @@ async fn relay(
         }
         buf.drain(..head_end);
         (head_end, answer) =
-            match read_head(&mut site, buf, timer, read_timeout, head_request).await {
+            match read_head(&mut site, buf, timer, read_timeout, None, head_request).await {
                 Ok(next) => next,
                 Err(failure) => return lost(ctx, failure, answer.status),
             };
@@ -512,7 +569,7 @@ async fn relay(
             break;
         }
         buf.clear();
-        match read_some(&mut site, buf, timer, read_timeout).await {
+        match read_some(&mut site, buf, timer, read_timeout, None).await {
             Ok(0) if framing == Framing::UntilClose => break,
             Ok(0) => return lost(ctx, RESET, status),
             Ok(_) => {}
@@ -521,27 +578,26 @@ async fn relay(
         start = 0;
         from = 0;
     }
-    let until_close = framing == Framing::UntilClose;
-    if complete && answer.keep_alive && !until_close {
-        Pool::put(addr, site);
+    let keep_alive = answer.keep_alive && framing != Framing::UntilClose;
+    let ended = Instant::now();
+    if complete && keep_alive {
+        Pool::put(addr, site, ended);
     }
     Sent {
-        outcome: if answer.keep_alive && !until_close {
-            Outcome::KeepAlive
-        } else {
-            Outcome::Close
-        },
+        keep_alive,
         body_bytes,
         status,
+        ended,
     }
 }
 
 /// The client went away mid-answer.
 fn closed(status: u16) -> Sent {
     Sent {
-        outcome: Outcome::Close,
+        keep_alive: false,
         body_bytes: 0,
         status,
+        ended: Instant::now(),
     }
 }
 
@@ -570,12 +626,14 @@ async fn connect(
     }
 }
 
-/// Read until `buf` holds a complete response head: its length, and what it says.
+/// Read until `buf` holds a complete response head: its length, and what it says. The
+/// first wait starts at `now` when given (a reading of the clock just taken).
 async fn read_head(
     site: &mut TcpStream,
     buf: &mut Vec<u8>,
     timer: &mut Deadline,
     timeout: Duration,
+    mut now: Option<Instant>,
     head_request: bool,
 ) -> Result<(usize, Answered), Failure> {
     loop {
@@ -597,7 +655,7 @@ async fn read_head(
                 _ => return Err(INVALID),
             }
         }
-        match read_some(site, buf, timer, timeout).await {
+        match read_some(site, buf, timer, timeout, now.take()).await {
             Ok(0) => return Err(RESET),
             Ok(_) => {}
             Err(failure) => return Err(failure),
@@ -606,12 +664,14 @@ async fn read_head(
 }
 
 /// Read what the site has sent into `buf`: at once when it is there (no timer is set),
-/// else waiting at most `timeout`. `Ok(0)`: the site closed the connection.
+/// else waiting at most `timeout` from `now` (the clock is read when not given).
+/// `Ok(0)`: the site closed the connection.
 async fn read_some(
     site: &mut TcpStream,
     buf: &mut Vec<u8>,
     timer: &mut Deadline,
     timeout: Duration,
+    now: Option<Instant>,
 ) -> Result<usize, Failure> {
     buf.reserve(READ_CHUNK);
     match site.try_read_buf(buf) {
@@ -619,7 +679,7 @@ async fn read_some(
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         Err(_) => return Err(RESET),
     }
-    let at = tokio::time::Instant::now() + timeout;
+    let at = now.unwrap_or_else(Instant::now) + timeout;
     match timer.within(at, site.read_buf(buf)).await {
         Some(Ok(n)) => Ok(n),
         Some(Err(_)) => Err(RESET),
@@ -811,15 +871,18 @@ async fn fail(
     let (status, kind, reason) = failure;
     note_failure(ctx, status, kind, reason, error);
     let req = request_header(head);
-    let answer = shared.pages.error_response(status, reason, &ctx.id, &req);
+    let answer = shared
+        .pages
+        .error_response(status, reason, &ctx.id.to_string(), &req);
     ctx.answered = Some(status);
     let body_bytes = answer.body.len() as u64;
     let head_request = req.method == http::Method::HEAD;
     let _ = write_client(client, &serialize(answer, head_request)).await;
     Sent {
-        outcome: Outcome::Close,
+        keep_alive: false,
         body_bytes,
         status,
+        ended: Instant::now(),
     }
 }
 
@@ -870,7 +933,7 @@ mod tests {
         let addr = site.local_addr().unwrap();
         let ours = TcpStream::connect(addr).await.unwrap();
         let (mut theirs, _) = site.accept().await.unwrap();
-        Pool::put(addr, ours);
+        Pool::put(addr, ours, Instant::now());
         let held = || POOL.with_borrow(|p| (p.count, p.sweeping));
         assert_eq!(held(), (1, true));
         // Nothing else happens on this thread: the sweeping task alone closes it.
@@ -979,5 +1042,36 @@ mod tests {
         )
         .is_none());
         assert!(parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_none());
+    }
+
+    #[test]
+    fn origin_form_targets_are_what_the_uri_parser_keeps() {
+        let kept = |t: &str| {
+            t.parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+        };
+        let targets = [
+            "/",
+            "/home",
+            "/i/api/graphql/abc123/HomeTimeline?variables=%7B%22count%22%3A20%7D&x=1",
+            "/a/b;c=d/@e:f/~g!$&'()*+,=",
+            "/?",
+            "/search?q=a+b&src=typed_query",
+        ];
+        for t in targets {
+            assert!(origin_form(t), "{t}");
+            assert_eq!(kept(t).as_deref(), Some(t));
+        }
+        // Every other byte goes through the parser (which may change or refuse it).
+        for b in 0..=255u8 {
+            let t = format!("/a{}", b as char);
+            if origin_form(&t) {
+                assert_eq!(kept(&t).as_deref(), Some(t.as_str()), "byte {b:#04x}");
+            }
+        }
+        for t in ["/a#frag", "/a b", "/a\"b", "/{x}", "*", "http://x.com/", "/é", ""] {
+            assert!(!origin_form(t), "{t}");
+        }
     }
 }

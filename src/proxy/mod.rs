@@ -18,6 +18,7 @@
 pub mod front;
 pub mod lean;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,23 +87,20 @@ impl Shared {
     /// otherwise the group comes from the client's address.
     fn identify<'h>(
         &self,
-        ctx: &mut RequestCtx,
         client_ip: Option<IpAddr>,
         header: impl Fn(&str) -> Option<&'h str>,
-    ) {
+    ) -> (Option<String>, Cow<'static, str>) {
         let identity = &self.config.clients.identity;
         let trusted = client_ip.is_some_and(|ip| identity.trusted.iter().any(|n| n.contains(&ip)));
+        let (mut user, mut group) = (None, None);
         if trusted {
-            ctx.user = header(&identity.user_header).map(str::to_string);
-            if let Some(g) = header(&identity.group_header) {
-                ctx.group = g.to_string();
-            }
+            user = header(&identity.user_header).map(str::to_string);
+            group = header(&identity.group_header).map(str::to_string);
         }
-        if ctx.group == "unknown" {
-            if let Some(g) = client_ip.and_then(|ip| self.group_of(ip)) {
-                ctx.group = g;
-            }
-        }
+        let group = group
+            .filter(|g| g != "unknown")
+            .or_else(|| client_ip.and_then(|ip| self.group_of(ip)));
+        (user, group.map_or(Cow::Borrowed("unknown"), Cow::Owned))
     }
 
     fn group_of(&self, ip: IpAddr) -> Option<String> {
@@ -163,7 +161,7 @@ enum BodyMode {
 
 /// Per-request state, from the first phase to `logging`.
 pub struct RequestCtx {
-    pub id: String,
+    pub id: RequestId,
     started: Instant,
     pub conn: Option<Arc<ConnInfo>>,
     /// This request's body counts as open on its connection (see the front door's checks).
@@ -176,7 +174,9 @@ pub struct RequestCtx {
     class: Option<Classification>,
     pub decision: Option<Arc<Decision>>,
     body: BodyMode,
-    pub group: String,
+    /// `unknown` until the client is identified (a configured group's name, or what a
+    /// trusted identity header says).
+    pub group: Cow<'static, str>,
     pub user: Option<String>,
     /// A refusal or failure the gateway answered itself: (status, kind, reason).
     refusal: Option<(u16, &'static str, String)>,
@@ -191,9 +191,13 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn new() -> RequestCtx {
+        RequestCtx::started_at(Instant::now())
+    }
+    /// A context for a request whose handling began at `started`.
+    fn started_at(started: Instant) -> RequestCtx {
         RequestCtx {
-            id: request_id(),
-            started: Instant::now(),
+            id: RequestId::new(),
+            started,
             conn: None,
             body_open: false,
             target: None,
@@ -203,7 +207,7 @@ impl RequestCtx {
             class: None,
             decision: None,
             body: BodyMode::Passthrough,
-            group: "unknown".into(),
+            group: Cow::Borrowed("unknown"),
             user: None,
             refusal: None,
             answered: None,
@@ -221,6 +225,10 @@ impl RequestCtx {
     }
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+    /// The time from the request's start to `ended`.
+    pub fn elapsed_at(&self, ended: Instant) -> Duration {
+        ended.saturating_duration_since(self.started)
     }
     pub fn inspection_time(&self) -> Duration {
         self.inspection
@@ -276,14 +284,26 @@ fn link_domains(body: &[u8]) -> Vec<String> {
 
 /// A request id: 16 hex digits from the thread's CSPRNG (seeded once per thread), so that
 /// naming a request costs no system call (a v4 UUID asked the kernel for every request).
-fn request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = rand::random::<u64>();
-    let mut id = String::with_capacity(16);
-    for i in (0..16).rev() {
-        id.push(HEX[((n >> (i * 4)) & 0xf) as usize] as char);
+/// A request's id: a random number, shown as 16 hex digits (formatted only when shown).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    fn new() -> RequestId {
+        RequestId(rand::random())
     }
-    id
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
 }
 
 /// The [`ProxyHttp`] implementation: the pipeline's phases.
@@ -341,9 +361,8 @@ impl ProxyHttp for Gateway {
         };
         ctx.target = Some(target.clone());
 
-        shared.identify(ctx, client_ip, |name| {
-            header_str(session.req_header(), name)
-        });
+        (ctx.user, ctx.group) =
+            shared.identify(client_ip, |name| header_str(session.req_header(), name));
 
         let req = session.req_header();
         let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
@@ -368,7 +387,7 @@ impl ProxyHttp for Gateway {
                     )
                 })
                 .collect(),
-            group: (ctx.group != "unknown").then(|| ctx.group.clone()),
+            group: (ctx.group != "unknown").then(|| ctx.group.to_string()),
             client: client_ip,
         };
         let class = policy.classify(&head);
@@ -651,7 +670,7 @@ impl ProxyHttp for Gateway {
                 upstream_response
                     .insert_header("x-permeable-redacted", pages::redaction_summary(decision))?;
                 // The id that finds this decision in the audit trail, as on block pages.
-                upstream_response.insert_header("x-permeable-request-id", ctx.id.as_str())?;
+                upstream_response.insert_header("x-permeable-request-id", ctx.id.to_string())?;
             }
         }
         Ok(())
@@ -682,10 +701,12 @@ impl ProxyHttp for Gateway {
         };
         note_failure(ctx, status, kind, &reason, e);
         if status > 0 {
-            let resp =
-                self.shared
-                    .pages
-                    .error_response(status, &reason, &ctx.id, session.req_header());
+            let resp = self.shared.pages.error_response(
+                status,
+                &reason,
+                &ctx.id.to_string(),
+                session.req_header(),
+            );
             ctx.answered = Some(status);
             let _ = pages::write(session, resp).await;
         }
@@ -739,10 +760,12 @@ impl Gateway {
             return Ok(false);
         };
         let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
-        let resp =
-            self.shared
-                .pages
-                .decision_response(decision, &ctx.id, host, session.req_header());
+        let resp = self.shared.pages.decision_response(
+            decision,
+            &ctx.id.to_string(),
+            host,
+            session.req_header(),
+        );
         ctx.answered = Some(resp.status);
         pages::write(session, resp).await?;
         Ok(true)
@@ -756,10 +779,12 @@ impl Gateway {
         kind: &'static str,
         reason: String,
     ) -> Result<bool> {
-        let resp = self
-            .shared
-            .pages
-            .error_response(status, &reason, &ctx.id, session.req_header());
+        let resp = self.shared.pages.error_response(
+            status,
+            &reason,
+            &ctx.id.to_string(),
+            session.req_header(),
+        );
         ctx.refusal = Some((status, kind, reason));
         ctx.answered = Some(status);
         session.set_keepalive(None);
