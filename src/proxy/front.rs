@@ -251,6 +251,9 @@ impl Front {
         explicit: bool,
     ) -> Option<(Box<L4Stream>, Vec<u8>)> {
         let mut watch = shutdown.clone();
+        // The gateway stopping ends a wait for a next request. One wait on the shutdown
+        // signal serves the whole connection: it is registered once, not once per request.
+        let mut stopping = std::pin::pin!(watch.changed());
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut scratch = lean::Scratch::default();
         let mut head_timer = lean::Deadline::default();
@@ -270,7 +273,7 @@ impl Front {
                     Ok(None) if buf.len() > MAX_CONNECT_HEAD => break None,
                     Ok(None) => {}
                 }
-                if buf.is_empty() && *watch.borrow() {
+                if buf.is_empty() && *shutdown.borrow() {
                     return None;
                 }
                 buf.reserve(READ_CHUNK);
@@ -278,7 +281,7 @@ impl Front {
                     tokio::select! {
                         biased;
                         read = l4.read_buf(&mut buf) => Some(read),
-                        _ = watch.changed(), if buf.is_empty() => None,
+                        _ = stopping.as_mut(), if buf.is_empty() => None,
                     }
                 });
                 match read.await {

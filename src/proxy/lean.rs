@@ -1070,7 +1070,16 @@ mod tests {
                 assert_eq!(kept(&t).as_deref(), Some(t.as_str()), "byte {b:#04x}");
             }
         }
-        for t in ["/a#frag", "/a b", "/a\"b", "/{x}", "*", "http://x.com/", "/é", ""] {
+        for t in [
+            "/a#frag",
+            "/a b",
+            "/a\"b",
+            "/{x}",
+            "*",
+            "http://x.com/",
+            "/é",
+            "",
+        ] {
             assert!(!origin_form(t), "{t}");
         }
     }

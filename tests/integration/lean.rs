@@ -441,3 +441,40 @@ async fn requests_the_lean_path_declines_go_through_the_pipeline() {
             > timeouts
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_keep_alive_connections_close_as_soon_as_the_gateway_stops() {
+    let site = ScriptedSite::start().await;
+    let mut b = GatewayBuilder::new().resolve("x.com:80", site.addr);
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    b.config.transparent.http_listen = vec![http];
+    // Neither the wait for a next request nor the grace period ends these connections
+    // within the test: only the gateway's stopping does.
+    b.config.proxy.header_timeout_seconds = 60;
+    b.config.grace_period_seconds = 6;
+    let gw = b.start().await;
+    // One connection that carried requests (its wait for the next one began after an
+    // answer), one that never sent anything.
+    let mut used = TcpStream::connect(http).await.unwrap();
+    for _ in 0..2 {
+        used.write_all(b"GET /cl HTTP/1.1\r\nHost: x.com\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_answer(&mut used, Some(CL_ANSWER.len())).await,
+            CL_ANSWER
+        );
+    }
+    let mut fresh = TcpStream::connect(http).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut probe = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), used.read(&mut probe))
+            .await
+            .is_err(),
+        "the idle connection stays open while the gateway runs"
+    );
+    gw.shutdown_graceful();
+    assert!(closed(&mut used).await, "the used connection was closed");
+    assert!(closed(&mut fresh).await, "the fresh connection was closed");
+}
