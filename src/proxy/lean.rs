@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -160,37 +161,64 @@ impl Pool {
 /// to: a timer set for an earlier deadline is left alone, and when it fires before the
 /// wait's own deadline it is set again, then. A wait thus costs no timer update, where
 /// moving the timer each time (or a new timer per wait) updated the timer wheel.
-pub struct Deadline(Pin<Box<tokio::time::Sleep>>);
+///
+/// Nor is the timer polled at every wait: once it holds the waker of the task that waits
+/// (it wakes that task when it fires), a wait only checks whether it has fired, until it
+/// is moved or another task waits.
+pub struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The waker the timer holds, when it holds one.
+    waker: Option<Waker>,
+}
 
 impl Default for Deadline {
     fn default() -> Deadline {
-        Deadline(Box::pin(tokio::time::sleep(Duration::from_secs(86_400))))
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+            waker: None,
+        }
     }
 }
 
 impl Deadline {
     /// `future`'s output, or `None` once `at` comes.
-    pub async fn within<F: Future>(
-        &mut self,
-        at: tokio::time::Instant,
-        future: F,
-    ) -> Option<F::Output> {
-        if self.0.deadline() > at {
-            self.0.as_mut().reset(at);
+    pub async fn within<F: Future>(&mut self, at: Instant, future: F) -> Option<F::Output> {
+        if self.sleep.deadline() > at {
+            self.move_to(at);
         }
         let mut future = std::pin::pin!(future);
-        loop {
-            tokio::select! {
-                biased;
-                out = future.as_mut() => return Some(out),
-                () = self.0.as_mut() => {
-                    if tokio::time::Instant::now() >= at {
-                        return None;
-                    }
-                    self.0.as_mut().reset(at);
-                }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
             }
-        }
+            loop {
+                let held = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                let fired = if held {
+                    self.sleep.is_elapsed()
+                } else {
+                    let fired = self.sleep.as_mut().poll(cx).is_ready();
+                    if !fired {
+                        self.waker = Some(cx.waker().clone());
+                    }
+                    fired
+                };
+                if !fired {
+                    return Poll::Pending;
+                }
+                if Instant::now() >= at {
+                    return Poll::Ready(None);
+                }
+                // Fired for an earlier wait's deadline: set for this one's.
+                self.move_to(at);
+            }
+        })
+        .await
+    }
+
+    fn move_to(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+        // (A moved timer is polled again before it is relied on to wake the task.)
+        self.waker = None;
     }
 }
 
