@@ -44,7 +44,7 @@ pub enum HeadMatch {
 /// Whether a request with this head can carry a body at all.
 pub fn may_have_body(head: &RequestHead) -> bool {
     let bodiless_method = matches!(
-        head.method.as_str(),
+        head.method.as_ref(),
         "GET" | "HEAD" | "OPTIONS" | "TRACE" | "CONNECT"
     );
     if !bodiless_method {
@@ -304,7 +304,7 @@ mod tests {
 
     fn head(method: &str, path: &str, ct: &str) -> RequestHead {
         RequestHead {
-            method: method.into(),
+            method: method.to_string().into(),
             scheme: "https".into(),
             host: "x.com".into(),
             path: path.into(),

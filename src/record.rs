@@ -107,7 +107,7 @@ pub fn record_request_ended(
         group: &ctx.group,
         site,
         host: ctx.target.as_ref().map_or("", |t| t.host.as_str()),
-        method: ctx.head.as_ref().map_or("", |h| h.method.as_str()),
+        method: ctx.head.as_ref().map_or("", |h| h.method.as_ref()),
         activity,
         action: decision.action.as_str(),
         coached_continue: ctx.coached_continue(),

@@ -179,8 +179,10 @@ impl std::error::Error for RuleErrors {}
 /// The parts of a request the engine looks at before the body.
 #[derive(Clone, Debug, Default)]
 pub struct RequestHead {
-    pub method: String,
-    pub scheme: String,
+    /// (A common method is not allocated per request.)
+    pub method: std::borrow::Cow<'static, str>,
+    /// `http` or `https` (not allocated per request).
+    pub scheme: std::borrow::Cow<'static, str>,
     /// Lowercase, without port.
     pub host: String,
     /// Path including `?query`.
@@ -189,6 +191,15 @@ pub struct RequestHead {
     pub headers: Vec<(String, String)>,
     pub group: Option<String>,
     pub client: Option<IpAddr>,
+}
+
+/// A request method as a [`RequestHead`] keeps it: the common ones without allocating.
+pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
+    const COMMON: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    match COMMON.iter().find(|m| **m == method) {
+        Some(m) => std::borrow::Cow::Borrowed(m),
+        None => std::borrow::Cow::Owned(method.to_string()),
+    }
 }
 
 /// The header fields the engine reads (body framing and decoding). The proxy copies only
@@ -257,8 +268,8 @@ impl RequestHead {
             path.to_string()
         };
         Ok(RequestHead {
-            method: method.to_ascii_uppercase(),
-            scheme: scheme.to_ascii_lowercase(),
+            method: method.to_ascii_uppercase().into(),
+            scheme: scheme.to_ascii_lowercase().into(),
             host: host.to_ascii_lowercase(),
             path,
             headers: headers

@@ -370,7 +370,7 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     let (user, group) = shared.identify(client_ip, field);
     let identity = &shared.config.clients.identity;
     let request = RequestHead {
-        method: method.to_string(),
+        method: crate::policy::method_name(method),
         scheme: "http".into(),
         host: target.host.clone(),
         path,

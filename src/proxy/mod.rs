@@ -372,7 +372,7 @@ impl ProxyHttp for Gateway {
                 .to_string()
         });
         let head = RequestHead {
-            method: req.method.as_str().to_string(),
+            method: crate::policy::method_name(req.method.as_str()),
             scheme: if target.tls { "https" } else { "http" }.into(),
             host: target.host.clone(),
             path,
