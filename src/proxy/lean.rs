@@ -227,6 +227,8 @@ impl Deadline {
 pub struct Scratch {
     /// Copy buffer for the site's answers.
     buf: Vec<u8>,
+    /// The request head as it is sent to the site.
+    head: Vec<u8>,
     /// For reads from the site.
     timer: Deadline,
 }
@@ -246,13 +248,17 @@ pub async fn serve(
     head: &[u8],
     scratch: &mut Scratch,
 ) -> Outcome {
-    let Some(admitted) = admit(shared, conn, head) else {
+    let Scratch {
+        buf,
+        timer,
+        head: upstream_head,
+    } = scratch;
+    let Some(admitted) = admit(shared, conn, head, upstream_head) else {
         return Outcome::Declined;
     };
     conn.heads.fetch_add(1, Ordering::Release);
     let Admitted {
         mut ctx,
-        upstream_head,
         head_request,
         now,
     } = admitted;
@@ -260,9 +266,9 @@ pub async fn serve(
         shared,
         client,
         &mut ctx,
-        (&upstream_head, head_request, head),
+        (upstream_head, head_request, head),
         now,
-        scratch,
+        (buf, timer),
     )
     .await;
     crate::record::record_request_ended(
@@ -283,14 +289,19 @@ pub async fn serve(
 struct Admitted {
     /// With its target. (Boxed: moved several times, where a pointer costs less to move.)
     ctx: Box<RequestCtx>,
-    upstream_head: Vec<u8>,
     head_request: bool,
     /// When the decision was taken (a recent reading of the clock).
     now: Instant,
 }
 
 /// Parse, check, classify and decide; `None` declines the request.
-fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted> {
+/// The head to send to the site is written to `upstream_head`.
+fn admit(
+    shared: &Shared,
+    conn: &Arc<ConnInfo>,
+    head: &[u8],
+    upstream_head: &mut Vec<u8>,
+) -> Option<Admitted> {
     // (Uninitialised: the parser writes the fields it finds; filling 100 empty ones
     // first cost more than parsing a small head.)
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
@@ -308,26 +319,34 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     let mut host_field = None;
     for h in req.headers.iter() {
         let name = h.name;
-        let bodied = ["content-length", "transfer-encoding", "upgrade", "expect"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n));
-        let not_keepalive = name.eq_ignore_ascii_case("connection")
-            && !h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive");
+        // By length first: most fields are none of these.
+        let declined = match name.len() {
+            // A body or a protocol switch; or a connection not kept alive.
+            6 => name.eq_ignore_ascii_case("expect"),
+            7 => name.eq_ignore_ascii_case("upgrade"),
+            14 => name.eq_ignore_ascii_case("content-length"),
+            17 => name.eq_ignore_ascii_case("transfer-encoding"),
+            10 => {
+                name.eq_ignore_ascii_case("connection")
+                    && !h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive")
+            }
+            4 if name.eq_ignore_ascii_case("host") => {
+                if host_field.is_some() {
+                    return None;
+                }
+                host_field = Some(visible_ascii(h.value)?);
+                false
+            }
+            _ => false,
+        };
         // Values the pipeline's header map would not take as text.
-        if bodied
-            || not_keepalive
+        if declined
             || !h
                 .value
                 .iter()
                 .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
         {
             return None;
-        }
-        if name.eq_ignore_ascii_case("host") {
-            if host_field.is_some() {
-                return None;
-            }
-            host_field = Some(visible_ascii(h.value)?);
         }
     }
 
@@ -419,23 +438,27 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
 
     // The head as received, with the request line in origin form and without the
     // identity and proxy headers.
-    let mut upstream_head = Vec::with_capacity(head.len() + 16);
+    upstream_head.clear();
     upstream_head.extend_from_slice(method.as_bytes());
     upstream_head.push(b' ');
     upstream_head.extend_from_slice(request.path.as_bytes());
     upstream_head.extend_from_slice(b" HTTP/1.1\r\n");
-    let strip = [
-        identity.user_header.as_str(),
-        identity.group_header.as_str(),
-        "proxy-connection",
-        "proxy-authorization",
-    ];
+    let stripped = |name: &str| {
+        let proxy_field = match name.len() {
+            16 => name.eq_ignore_ascii_case("proxy-connection"),
+            19 => name.eq_ignore_ascii_case("proxy-authorization"),
+            _ => false,
+        };
+        proxy_field
+            || name.eq_ignore_ascii_case(&identity.user_header)
+            || name.eq_ignore_ascii_case(&identity.group_header)
+    };
     // The parser's fields are slices of `head`: a stripped field's line starts at its
     // name's offset and ends at the next LF. The lines between are copied in runs.
     let base = head.as_ptr() as usize;
     let mut kept_from = memchr::memchr(b'\n', head)? + 1;
     for h in req.headers.iter() {
-        if strip.iter().any(|s| h.name.eq_ignore_ascii_case(s)) {
+        if stripped(h.name) {
             let start = h.name.as_ptr() as usize - base;
             let end = start + memchr::memchr(b'\n', &head[start..])? + 1;
             upstream_head.extend_from_slice(&head[kept_from..start]);
@@ -449,7 +472,6 @@ fn admit(shared: &Shared, conn: &Arc<ConnInfo>, head: &[u8]) -> Option<Admitted>
     ctx.policy = Some(policy);
     Some(Admitted {
         ctx,
-        upstream_head,
         head_request: method == "HEAD",
         now,
     })
@@ -506,16 +528,16 @@ const RESET: Failure = (502, "reset", "the site closed the connection");
 const INVALID: Failure = (502, "protocol", "the site sent an invalid response");
 
 /// Send the request (`upstream_head`, for the client's `head`) to the site and its answer
-/// to the client; `now` is a recent reading of the clock.
+/// to the client; `now` is a recent reading of the clock; `buf` and `timer` are the
+/// connection's copy buffer and timer.
 async fn relay(
     shared: &Shared,
     client: &mut L4Stream,
     ctx: &mut RequestCtx,
     (upstream_head, head_request, head): (&[u8], bool, &[u8]),
     now: Instant,
-    scratch: &mut Scratch,
+    (buf, timer): (&mut Vec<u8>, &mut Deadline),
 ) -> Sent {
-    let Scratch { buf, timer } = scratch;
     let resolved = match ctx.target.as_ref() {
         Some(t) => shared.resolver.resolve(&t.host, t.port).await,
         None => Err(ResolveError::NotFound("no target".into())),
