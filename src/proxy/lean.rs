@@ -90,8 +90,9 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
-/// (`now`: a reading of the clock just taken.)
 impl Pool {
+    /// An idle connection to `addr` the site has not closed, if there is one. (`now`, here
+    /// and in [`Pool::put`]: a reading of the clock just taken.)
     fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
         POOL.with_borrow_mut(|pool| {
             // (An emptied list stays until the next sweep: no allocation per request.)
