@@ -199,7 +199,8 @@ pub struct SiteMatch {
 }
 
 /// The common methods, one bit each; any other method is [`OTHER_METHOD`].
-const METHOD_BITS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+pub(crate) const METHOD_BITS: [&str; 7] =
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const OTHER_METHOD: u8 = 0x80;
 
 /// `method`'s bit (any case): its place in [`METHOD_BITS`], else [`OTHER_METHOD`].

@@ -195,8 +195,7 @@ pub struct RequestHead {
 
 /// A request method as a [`RequestHead`] keeps it: the common ones without allocating.
 pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
-    const COMMON: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-    match COMMON.iter().find(|m| **m == method) {
+    match crate::classify::METHOD_BITS.iter().find(|m| **m == method) {
         Some(m) => std::borrow::Cow::Borrowed(m),
         None => std::borrow::Cow::Owned(method.to_string()),
     }

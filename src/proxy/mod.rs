@@ -223,9 +223,6 @@ impl RequestCtx {
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.conn.as_ref().map(|c| canonical_ip(c.client.ip()))
     }
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
     /// The time from the request's start to `ended`.
     pub fn elapsed_at(&self, ended: Instant) -> Duration {
         ended.saturating_duration_since(self.started)
