@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use permeable::policy::{EngineOptions, Policy, RequestHead};
+use permeable::engine::policy::{EngineOptions, Policy, RequestHead};
 
 fn load_policy() -> Policy {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

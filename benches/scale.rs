@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use permeable::policy::{Action, EngineOptions, Policy, RequestHead};
+use permeable::engine::policy::{Action, EngineOptions, Policy, RequestHead};
 
 const CODENAMES: usize = 10_000;
 const EXTRA_REGEXES: usize = 200;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::policy::{Action, EngineOptions, LocatedError};
+use crate::engine::policy::{Action, EngineOptions, LocatedError};
 
 /// Which CONNECT targets are decrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

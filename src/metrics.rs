@@ -191,7 +191,7 @@ pub static UNCLASSIFIED_REQUESTS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(
 });
 
 /// Bodies that should have been inspected but could not be; `reason` is the engine's
-/// [`UninspectableKind`](crate::decode::UninspectableKind) label.
+/// [`UninspectableKind`](crate::engine::decode::UninspectableKind) label.
 pub static UNINSPECTABLE_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "permeable_uninspectable_total",

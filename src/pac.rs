@@ -1,7 +1,7 @@
 //! Proxy auto-config: browsers send catalogue sites (and their subdomains) through the
 //! gateway and everything else `DIRECT`, so the gateway never sees unrelated traffic.
 
-use crate::policy::Policy;
+use crate::engine::policy::Policy;
 
 /// A PAC file for `policy`'s catalogue, pointing at `proxy` (`host:port`).
 pub fn generate(policy: &Policy, proxy: &str) -> String {

@@ -15,7 +15,7 @@ use pingora::proxy::Session;
 use sha2::Sha256;
 
 use crate::config::PagesConfig;
-use crate::policy::{Action, Decision};
+use crate::engine::policy::{Action, Decision};
 
 const ACK_COOKIE: &str = "permeable_ack";
 const CONTINUE_PATH: &str = "/.permeable/continue";
@@ -705,7 +705,7 @@ mod tests {
             matches: vec![],
             findings: categories
                 .iter()
-                .map(|c| crate::policy::Finding {
+                .map(|c| crate::engine::policy::Finding {
                     category: c.to_string(),
                     detector: "d".into(),
                     field: "/text".into(),

@@ -2,8 +2,8 @@
 //! Called from the pipeline's `logging` phase, the one place that sees every request.
 
 use crate::audit::{AuditEvent, MatchedRule, ValueHash};
+use crate::engine::policy::{Action, UNCLASSIFIED};
 use crate::metrics;
-use crate::policy::{Action, UNCLASSIFIED};
 use crate::proxy::{RequestCtx, Shared};
 use std::time::Instant;
 
@@ -90,7 +90,7 @@ pub fn record_request_ended(
     let monitored = decision
         .matches
         .iter()
-        .any(|m| m.mode == crate::policy::Mode::Monitor);
+        .any(|m| m.mode == crate::engine::policy::Mode::Monitor);
     if decision.action == Action::Allow && !monitored && !shared.audit.all {
         return;
     }

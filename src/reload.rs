@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::engine::policy::{EngineOptions, Policy, RuleErrors};
 use crate::metrics;
-use crate::policy::{EngineOptions, Policy, RuleErrors};
 use crate::proxy::Shared;
 
 /// Where the rules come from.

@@ -13,10 +13,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::decode;
-use crate::policy::compile::{parse_doc, SourceFile};
-use crate::policy::schema::{BodyExpect, TestExpect, TestSpec};
-use crate::policy::{Decision, EngineOptions, Policy, RequestHead, RuleErrors};
+use crate::engine::decode;
+use crate::engine::policy::compile::{parse_doc, SourceFile};
+use crate::engine::policy::schema::{BodyExpect, TestExpect, TestSpec};
+use crate::engine::policy::{Decision, EngineOptions, Policy, RequestHead, RuleErrors};
 
 /// Arguments of `permeable scan`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -118,7 +118,7 @@ pub fn load_tests(dir: &Path) -> Result<Vec<TestCase>, RuleErrors> {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(crate::policy::LocatedError {
+                errors.push(crate::engine::policy::LocatedError {
                     file: path.clone(),
                     line: 1,
                     column: 1,
@@ -145,8 +145,8 @@ pub fn load_tests(dir: &Path) -> Result<Vec<TestCase>, RuleErrors> {
         };
         for (i, item) in items.iter().enumerate() {
             let base = vec![
-                crate::policy::locate::Seg::Key("tests".into()),
-                crate::policy::locate::Seg::Index(i),
+                crate::engine::policy::locate::Seg::Key("tests".into()),
+                crate::engine::policy::locate::Seg::Index(i),
             ];
             match doc.typed::<TestSpec>(item, &base) {
                 Ok(spec) => cases.push(TestCase {
@@ -636,7 +636,7 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
     let monitored: Vec<&str> = d
         .matches
         .iter()
-        .filter(|m| m.mode == crate::policy::Mode::Monitor)
+        .filter(|m| m.mode == crate::engine::policy::Mode::Monitor)
         .map(|m| m.id.as_str())
         .collect();
     if !monitored.is_empty() {
@@ -651,7 +651,7 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
         } else {
             "unchanged"
         };
-        let what = if d.action == crate::policy::Action::Block {
+        let what = if d.action == crate::engine::policy::Action::Block {
             "not forwarded (blocked)"
         } else {
             state

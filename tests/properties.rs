@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use permeable::decode::{decode_body, BodyKind};
-use permeable::policy::{Action, EngineOptions, Policy, RequestHead};
+use permeable::engine::decode::{decode_body, BodyKind};
+use permeable::engine::policy::{Action, EngineOptions, Policy, RequestHead};
 use proptest::prelude::*;
 
 /// Categories the engine fixture rules redact.
@@ -205,7 +205,7 @@ proptest! {
     fn decode_then_reencode_is_identity(text in post_text(), kind in 0..4usize, coding in 0..5usize) {
         let (ct, body) = match kind {
             0 => ("application/json", serde_json::json!({"variables": {"tweet_text": text}}).to_string().into_bytes()),
-            1 => ("application/x-www-form-urlencoded", format!("a=1&t={}", permeable::decode::form_encode(&text)).into_bytes()),
+            1 => ("application/x-www-form-urlencoded", format!("a=1&t={}", permeable::engine::decode::form_encode(&text)).into_bytes()),
             2 => ("multipart/form-data; boundary=B", format!("--B\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\n{text}\r\n--B--\r\n").into_bytes()),
             _ => ("text/plain; charset=utf-8", text.clone().into_bytes()),
         };
@@ -214,11 +214,11 @@ proptest! {
         prop_assert_eq!(&plain.raw, &body);
         prop_assert!(!matches!(plain.kind, BodyKind::Binary));
         // The body as a client would send it, compressed by the engine's own encoder.
-        plain.encodings = permeable::decode::parse_encodings(encoding).unwrap();
+        plain.encodings = permeable::engine::decode::parse_encodings(encoding).unwrap();
         let wire = plain.reencode(&body).expect("encodes");
         let decoded = decode_body(Some(ct), encoding, &wire, 1 << 20).expect("decodes");
         prop_assert_eq!(&decoded.raw, &body, "decoding gives back the body");
-        let again = permeable::redact::rewrite_body(&decoded, &[]).expect("rewrites");
+        let again = permeable::engine::redact::rewrite_body(&decoded, &[]).expect("rewrites");
         if encoding.is_none() {
             prop_assert_eq!(&again, &body, "re-encoding without changes is the identity");
         }
@@ -245,7 +245,10 @@ proptest! {
 /// properties above vacuous).
 #[test]
 fn redacted_categories_are_known() {
-    let known: BTreeSet<&str> = permeable::detect::CATEGORIES.iter().copied().collect();
+    let known: BTreeSet<&str> = permeable::engine::detect::CATEGORIES
+        .iter()
+        .copied()
+        .collect();
     for c in REDACTED {
         assert!(known.contains(c) || c.starts_with("custom."), "{c}");
     }

@@ -20,7 +20,7 @@ out="$here/rules/kustomization.yaml"
 
 generate() {
   local files=() f key
-  # Exactly what the gateway loads (src/policy/compile.rs, read_rule_dir):
+  # Exactly what the gateway loads (src/engine/policy/compile.rs, read_rule_dir):
   # policy.yaml, sites/*.yaml|yml, and every file directly in detectors/ (detectors
   # and their dictionaries). rules/tests/ is read by `permeable test` only.
   if [[ -d "$rules" ]]; then

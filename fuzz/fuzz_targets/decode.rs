@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use permeable::decode;
+use permeable::engine::decode;
 
 const TYPES: &[&str] = &[
     "application/json",
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = f;
         }
         // Untouched, the body re-encodes to the same decompressed bytes.
-        if let Ok(again) = permeable::redact::rewrite_body(&decoded, &[]) {
+        if let Ok(again) = permeable::engine::redact::rewrite_body(&decoded, &[]) {
             let round = decode::decode_body(Some(ct), ce, &again, MAX_BODY).expect("re-encoded body decodes");
             assert_eq!(round.raw, decoded.raw);
         }

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use permeable::policy::{Action, EngineOptions, Policy, RequestHead};
+use permeable::engine::policy::{Action, EngineOptions, Policy, RequestHead};
 
 static POLICY: LazyLock<Policy> = LazyLock::new(|| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/engine-rules");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use permeable::policy::{EngineOptions, Policy};
+use permeable::engine::policy::{EngineOptions, Policy};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -36,8 +36,8 @@ use tokio::net::TcpStream;
 
 use super::front::{has_bare_lf, ConnInfo, ConnMode};
 use super::{canonical_ip, note_failure, target_for, RequestCtx, Shared};
+use crate::engine::policy::{Action, RequestHead};
 use crate::pages::Answer;
-use crate::policy::{Action, RequestHead};
 use crate::upstream::ResolveError;
 
 /// Request heads with more header lines than this go through the pipeline.
@@ -390,14 +390,14 @@ fn admit(
     let (user, group) = shared.identify(client_ip, field);
     let identity = &shared.config.clients.identity;
     let request = RequestHead {
-        method: crate::policy::method_name(method),
+        method: crate::engine::policy::method_name(method),
         scheme: "http".into(),
         host: target.host.clone(),
         path,
         headers: req
             .headers
             .iter()
-            .filter(|h| crate::policy::engine_reads(h.name))
+            .filter(|h| crate::engine::policy::engine_reads(h.name))
             .map(|h| {
                 (
                     h.name.to_ascii_lowercase(),

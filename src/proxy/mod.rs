@@ -12,7 +12,7 @@
 //! | `response_filter` | on redaction, tell the client what was redacted |
 //! | `logging` | metrics and the audit event, for every request, errors included |
 //!
-//! A block is a decision, not an error: [`crate::policy::Decision`] stays a plain value and
+//! A block is a decision, not an error: [`crate::engine::policy::Decision`] stays a plain value and
 //! becomes a response only here, at the edge, through [`crate::pages`].
 
 pub mod front;
@@ -33,9 +33,9 @@ use pingora::ErrorType;
 
 use crate::audit::Audit;
 use crate::config::Config;
+use crate::engine::policy::{Action, Classification, Decision, Policy, RequestHead};
 use crate::metrics;
 use crate::pages::{self, Pages};
-use crate::policy::{Action, Classification, Decision, Policy, RequestHead};
 use crate::upstream::Resolver;
 use front::{ConnInfo, ConnMode, Connections};
 
@@ -369,14 +369,14 @@ impl ProxyHttp for Gateway {
                 .to_string()
         });
         let head = RequestHead {
-            method: crate::policy::method_name(req.method.as_str()),
+            method: crate::engine::policy::method_name(req.method.as_str()),
             scheme: if target.tls { "https" } else { "http" }.into(),
             host: target.host.clone(),
             path,
             headers: req
                 .headers
                 .iter()
-                .filter(|(k, _)| crate::policy::engine_reads(k.as_str()))
+                .filter(|(k, _)| crate::engine::policy::engine_reads(k.as_str()))
                 .map(|(k, v)| {
                     (
                         k.as_str().to_string(),

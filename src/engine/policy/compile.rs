@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use super::locate::{Pos, PositionIndex, Seg};
 use super::schema::{self, ContentSpec, RedactionSpec};
 use super::{Action, EngineOptions, LocatedError, Mode, Policy, RuleErrors, Site, UNCLASSIFIED};
-use crate::classify::Activity;
-use crate::decode::{parse_pointer, ContentField, PtrSeg};
-use crate::detect::{self, Context, Detector, DetectorDef, Detectors, Validator};
-use crate::redact::Redaction;
+use crate::engine::classify::Activity;
+use crate::engine::decode::{parse_pointer, ContentField, PtrSeg};
+use crate::engine::detect::{self, Context, Detector, DetectorDef, Detectors, Validator};
+use crate::engine::redact::Redaction;
 
 /// A rule file's text, its path relative to the rule directory, and the path to show.
 #[derive(Clone, Debug)]
@@ -482,7 +482,7 @@ fn compile_activity(
     }
     Some(Activity {
         name: a.activity.into(),
-        method_bits: crate::classify::method_bits(&methods),
+        method_bits: crate::engine::classify::method_bits(&methods),
         methods,
         host,
         path,

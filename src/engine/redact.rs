@@ -32,7 +32,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::decode::{json_string_literal, parse_json, DecodedBody, FieldLoc, JsonKind, JsonNode};
+use crate::engine::decode::{
+    json_string_literal, parse_json, DecodedBody, FieldLoc, JsonKind, JsonNode,
+};
 
 /// How a finding is rewritten.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,14 +296,14 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
                 }
             }
             FieldLoc::Form { pair } => {
-                let crate::decode::BodyKind::Form(pairs) = &body.kind else {
+                let crate::engine::decode::BodyKind::Form(pairs) = &body.kind else {
                     return Err("not a form body".into());
                 };
                 let p = pairs.get(*pair).ok_or("no such form field")?;
                 splices.push(Splice {
                     start: p.value_start,
                     end: p.value_end,
-                    bytes: crate::decode::form_encode(&c.new_text).into_bytes(),
+                    bytes: crate::engine::decode::form_encode(&c.new_text).into_bytes(),
                 });
             }
             FieldLoc::FormJson { pair, .. } => {
@@ -311,7 +313,7 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
                 }
             }
             FieldLoc::Multipart { part } => {
-                let crate::decode::BodyKind::Multipart(parts) = &body.kind else {
+                let crate::engine::decode::BodyKind::Multipart(parts) = &body.kind else {
                     return Err("not a multipart body".into());
                 };
                 let p = parts.get(*part).ok_or("no such multipart part")?;
@@ -329,7 +331,7 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
         }
     }
     for (pair, list) in form_json {
-        let crate::decode::BodyKind::Form(pairs) = &body.kind else {
+        let crate::engine::decode::BodyKind::Form(pairs) = &body.kind else {
             return Err("not a form body".into());
         };
         let p = pairs.get(pair).ok_or("no such form field")?;
@@ -354,7 +356,7 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
         splices.push(Splice {
             start: p.value_start,
             end: p.value_end,
-            bytes: crate::decode::form_encode(&new_value).into_bytes(),
+            bytes: crate::engine::decode::form_encode(&new_value).into_bytes(),
         });
     }
     let new_raw = apply_splices(raw, splices)?;
@@ -364,7 +366,7 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode_body, extract_fields, parse_pointer, ContentField};
+    use crate::engine::decode::{decode_body, extract_fields, parse_pointer, ContentField};
 
     fn span<'a>(
         start: usize,

@@ -26,7 +26,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexSet};
 
-use crate::redact::Redaction;
+use crate::engine::redact::Redaction;
 
 /// The categories of DESIGN.md. Detectors must use one of them (or `custom.…`).
 pub const CATEGORIES: &[&str] = &[

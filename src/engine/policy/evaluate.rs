@@ -19,9 +19,9 @@ use super::{
     unclassified, Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch,
     UNCLASSIFIED, UNINSPECTABLE_RULE,
 };
-use crate::classify::{self, may_have_body, HeadMatch};
-use crate::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
-use crate::redact::{self, FieldChange, Span};
+use crate::engine::classify::{self, may_have_body, HeadMatch};
+use crate::engine::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
+use crate::engine::redact::{self, FieldChange, Span};
 
 /// Finds the site of a head (its index in the policy): the catalogue by host, then sites
 /// that claim any host by API shape (only through an activity with a `path` condition).
@@ -205,7 +205,7 @@ fn describe_findings(findings: &[Finding]) -> String {
         .join("; ")
 }
 
-fn scan_fields(policy: &Policy, fields: &[Field]) -> Vec<(usize, crate::detect::Match)> {
+fn scan_fields(policy: &Policy, fields: &[Field]) -> Vec<(usize, crate::engine::detect::Match)> {
     let mut out = Vec::new();
     for (i, f) in fields.iter().enumerate() {
         for m in policy.detectors.scan(&f.text) {
@@ -218,7 +218,7 @@ fn scan_fields(policy: &Policy, fields: &[Field]) -> Vec<(usize, crate::detect::
 fn to_findings(
     policy: &Policy,
     fields: &[Field],
-    matches: &[(usize, crate::detect::Match)],
+    matches: &[(usize, crate::engine::detect::Match)],
 ) -> Vec<Finding> {
     matches
         .iter()
@@ -580,7 +580,7 @@ fn redact_body(
     decoded: Option<&DecodedBody>,
     uninspectable: Option<&str>,
     fields: &[Field],
-    matches: &[(usize, crate::detect::Match)],
+    matches: &[(usize, crate::engine::detect::Match)],
     redact_rules: &[&Rule],
 ) -> Result<Option<Vec<u8>>, String> {
     if let Some(u) = uninspectable {
@@ -643,7 +643,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::policy::EngineOptions;
+    use crate::engine::policy::EngineOptions;
 
     fn fixture(opts: &EngineOptions) -> Policy {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
@@ -767,7 +767,7 @@ mod tests {
         assert_eq!(d.action, Action::Block);
         assert_eq!(d.rule.as_deref(), Some(UNINSPECTABLE_RULE));
         let u = d.uninspectable.as_ref().expect("uninspectable");
-        assert_eq!(u.kind, crate::decode::UninspectableKind::TooLarge);
+        assert_eq!(u.kind, crate::engine::decode::UninspectableKind::TooLarge);
         assert!(u.reason.contains("max_body"), "{d:?}");
         assert!(d.body.is_none());
     }
@@ -798,9 +798,13 @@ mod tests {
         let d = p.decide(&head, &p.classify(&head), Some(&gz));
         assert_eq!(d.action, Action::Redact, "{:#?}", d.trace);
         let out = d.body.expect("rewritten body");
-        let back =
-            crate::decode::decode_body(Some("application/json"), Some("gzip"), &out, 1 << 20)
-                .unwrap();
+        let back = crate::engine::decode::decode_body(
+            Some("application/json"),
+            Some("gzip"),
+            &out,
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(
             back.raw,
             br#"{"variables":{"tweet_text":"ssn [REDACTED:pii.us_ssn]"}}"#

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::decode::{ContentField, DecodedBody, PtrSeg};
-use crate::policy::RequestHead;
+use crate::engine::decode::{ContentField, DecodedBody, PtrSeg};
+use crate::engine::policy::RequestHead;
 
 /// A compiled activity of a site.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ pub fn may_have_body(head: &RequestHead) -> bool {
 /// The value of query parameter `name`, percent-decoded.
 pub fn query_param(head: &RequestHead, name: &str) -> Option<String> {
     let q = head.query()?;
-    crate::decode::parse_form(q.as_bytes())
+    crate::engine::decode::parse_form(q.as_bytes())
         .into_iter()
         .find(|p| p.key == name)
         .map(|p| p.value)
@@ -159,7 +159,7 @@ impl Activity {
                 Some(root) => match root.child("operationName").and_then(|n| n.as_str()) {
                     Some(name) => name == op,
                     // A batch of operations: any of them.
-                    None => matches!(&root.kind, crate::decode::JsonKind::Array(items)
+                    None => matches!(&root.kind, crate::engine::decode::JsonKind::Array(items)
                         if items.iter().any(|i| i.child("operationName").and_then(|n| n.as_str()) == Some(op))),
                 },
                 None => body.form_value("operationName") == Some(op),
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(a.match_head(&h), HeadMatch::Yes);
         let h = head("POST", "/i/api/graphql/", "application/json");
         assert_eq!(a.match_head(&h), HeadMatch::NeedsBody);
-        let body = crate::decode::decode_body(
+        let body = crate::engine::decode::decode_body(
             Some("application/json"),
             None,
             br#"{"operationName":"CreateTweet"}"#,
@@ -334,7 +334,7 @@ mod tests {
         )
         .unwrap();
         assert!(a.matches(&h, Some(&body)));
-        let body = crate::decode::decode_body(
+        let body = crate::engine::decode::decode_body(
             Some("application/json"),
             None,
             br#"{"operationName":"Other"}"#,
@@ -362,7 +362,7 @@ mod tests {
                 pending_body: true
             }
         );
-        let body = crate::decode::decode_body(
+        let body = crate::engine::decode::decode_body(
             Some("application/x-www-form-urlencoded"),
             None,
             b"fb_api_req_friendly_name=ComposerStoryCreateMutation&variables=%7B%7D",

@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::classify::Activity;
-use crate::decode::Uninspectable;
-use crate::detect::Detectors;
+use crate::engine::classify::Activity;
+use crate::engine::decode::Uninspectable;
+use crate::engine::detect::Detectors;
 
 /// Engine settings that come from the gateway's configuration, not from the rule files.
 #[derive(Clone, Debug)]
@@ -195,7 +195,10 @@ pub struct RequestHead {
 
 /// A request method as a [`RequestHead`] keeps it: the common ones without allocating.
 pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
-    match crate::classify::METHOD_BITS.iter().find(|m| **m == method) {
+    match crate::engine::classify::METHOD_BITS
+        .iter()
+        .find(|m| **m == method)
+    {
         Some(m) => std::borrow::Cow::Borrowed(m),
         None => std::borrow::Cow::Owned(method.to_string()),
     }
@@ -292,7 +295,7 @@ pub struct Classification {
     pub needs_body: bool,
     /// The site's index in the policy that classified the head, and what its activities
     /// said, so that deciding with the same policy need not classify the head again.
-    pub(crate) head_match: Option<(usize, crate::classify::SiteMatch)>,
+    pub(crate) head_match: Option<(usize, crate::engine::classify::SiteMatch)>,
 }
 
 /// One rule that matched a request.
@@ -535,7 +538,7 @@ impl Policy {
     pub(crate) fn head_match_of(
         &self,
         class: &Classification,
-    ) -> Option<(usize, crate::classify::SiteMatch)> {
+    ) -> Option<(usize, crate::engine::classify::SiteMatch)> {
         class.head_match.filter(|&(i, _)| {
             self.sites
                 .get(i)
