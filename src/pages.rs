@@ -712,9 +712,11 @@ mod tests {
                     start: 0,
                     end: 1,
                     value_hash: String::new(),
+                    in_content: true,
                 })
                 .collect(),
             body: None,
+            target: None,
             uninspectable: None,
             trace: vec![],
         }

@@ -369,7 +369,7 @@ pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
             return CaseResult {
                 name: spec.name.clone(),
                 location,
-                failures: vec![e],
+                failures: vec![format!("{e}: {}", spec.request.url)],
                 decision: None,
                 forwarded: vec![],
                 rerun,
@@ -399,6 +399,19 @@ pub fn run_case(policy: &Policy, dir: &Path, case: &TestCase) -> CaseResult {
     check_expect(&spec.expect, &decision, &mut failures);
     if let Some(b) = &spec.expect.body {
         check_body(b, &forwarded, decision.body.is_some(), &mut failures);
+    }
+    if let Some(t) = &spec.expect.target {
+        let target = decision.target.as_deref().unwrap_or(&head.path);
+        for s in &t.contains {
+            if !target.contains(s.as_str()) {
+                failures.push(format!("target: expected {target:?} to contain {s:?}"));
+            }
+        }
+        for s in &t.not_contains {
+            if target.contains(s.as_str()) {
+                failures.push(format!("target: expected {target:?} not to contain {s:?}"));
+            }
+        }
     }
     CaseResult {
         name: spec.name.clone(),
@@ -562,9 +575,10 @@ fn decision_json(d: &Decision, forwarded: &[u8]) -> serde_json::Value {
         "rule": d.rule,
         "message": d.message,
         "matches": d.matches.iter().map(|m| serde_json::json!({"id": m.id, "action": m.action.as_str(), "mode": m.mode.as_str()})).collect::<Vec<_>>(),
-        "findings": d.findings.iter().map(|f| serde_json::json!({"category": f.category, "detector": f.detector, "field": f.field, "start": f.start, "end": f.end, "value_hash": f.value_hash})).collect::<Vec<_>>(),
+        "findings": d.findings.iter().map(|f| serde_json::json!({"category": f.category, "detector": f.detector, "field": f.field, "start": f.start, "end": f.end, "value_hash": f.value_hash, "in_content": f.in_content})).collect::<Vec<_>>(),
         "uninspectable": d.uninspectable_reason(),
         "body_rewritten": d.body.is_some(),
+        "target": d.target,
         "body": String::from_utf8_lossy(forwarded),
         "trace": d.trace,
     })
@@ -605,7 +619,7 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
     let head = match RequestHead::from_url(&args.method, &args.url, headers, args.group.clone()) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{e}: {}", args.url);
             return 2;
         }
     };
@@ -644,6 +658,9 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
             "monitor rules that would have applied: {}",
             monitored.join(", ")
         );
+    }
+    if let Some(t) = &d.target {
+        println!("target (redacted): {t}");
     }
     if !body.is_empty() {
         let state = if d.body.is_some() {

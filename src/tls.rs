@@ -304,18 +304,78 @@ pub fn interception_server_config(resolver: Arc<LeafResolver>) -> Arc<ServerConf
     Arc::new(config)
 }
 
-/// The host name a TLS ClientHello asks for, parsed from the raw record, or `None` when
-/// the bytes are not a ClientHello with a server_name extension.
+/// Largest ClientHello the gateway reads (as rustls accepts): a larger one is not taken
+/// for a handshake it could vouch for.
+pub const MAX_CLIENT_HELLO: usize = 0xffff;
+
+/// What the first bytes of a TLS connection say so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HelloRead {
+    /// A ClientHello has started and is not complete yet.
+    Incomplete,
+    /// The bytes are not the start of a TLS handshake.
+    NotTls,
+    /// A TLS handshake that cannot be read: not a ClientHello, malformed, or too large.
+    Unreadable,
+    /// A complete ClientHello, and the host name it asks for.
+    Hello(Option<String>),
+}
+
+/// Reads a ClientHello from the first bytes of a connection, across as many TLS records as
+/// it was split into (a client may fragment it so that no single record holds the name).
+pub fn read_client_hello_sni(buf: &[u8]) -> HelloRead {
+    let mut message: Vec<u8> = Vec::new();
+    let mut rest = buf;
+    loop {
+        if rest.len() < 5 {
+            return if buf.first().is_some_and(|&b| b != 22) {
+                HelloRead::NotTls
+            } else {
+                HelloRead::Incomplete
+            };
+        }
+        if rest[0] != 22 {
+            return if message.is_empty() {
+                HelloRead::NotTls
+            } else {
+                HelloRead::Unreadable
+            };
+        }
+        let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
+        if rest.len() < 5 + len {
+            return HelloRead::Incomplete;
+        }
+        message.extend_from_slice(&rest[5..5 + len]);
+        rest = &rest[5 + len..];
+        if message.first().is_some_and(|&t| t != 1) {
+            return HelloRead::Unreadable; // a handshake, but not a ClientHello
+        }
+        if message.len() >= 4 {
+            let body_len = u32::from_be_bytes([0, message[1], message[2], message[3]]) as usize;
+            if body_len > MAX_CLIENT_HELLO {
+                return HelloRead::Unreadable;
+            }
+            if message.len() >= 4 + body_len {
+                return match parse_client_hello(&message[4..4 + body_len]) {
+                    Some(sni) => HelloRead::Hello(sni),
+                    None => HelloRead::Unreadable,
+                };
+            }
+        }
+    }
+}
+
+/// The host name (SNI) a single-record ClientHello asks for.
 pub fn sni_from_client_hello(record: &[u8]) -> Option<String> {
-    // TLS record header: type 22 (handshake), version, length.
-    if record.len() < 5 || record[0] != 22 {
-        return None;
+    match read_client_hello_sni(record) {
+        HelloRead::Hello(sni) => sni,
+        _ => None,
     }
-    let mut p = Parser(&record[5..]);
-    if p.u8()? != 1 {
-        return None; // not a ClientHello
-    }
-    p.skip(3)?; // handshake length
+}
+
+/// A ClientHello's body: `Some(name)` or `Some(None)` without SNI; `None` if malformed.
+fn parse_client_hello(body: &[u8]) -> Option<Option<String>> {
+    let mut p = Parser(body);
     p.skip(2 + 32)?; // client version, random
     let sid = p.u8()? as usize;
     p.skip(sid)?;
@@ -323,26 +383,35 @@ pub fn sni_from_client_hello(record: &[u8]) -> Option<String> {
     p.skip(suites)?;
     let comp = p.u8()? as usize;
     p.skip(comp)?;
+    if p.0.is_empty() {
+        return Some(None);
+    }
     let ext_len = p.u16()? as usize;
     let mut exts = Parser(p.take(ext_len)?);
+    let mut found = None;
     while let (Some(kind), Some(len)) = (exts.u16(), exts.u16()) {
         let body = exts.take(len as usize)?;
-        if kind == 0 {
-            let mut names = Parser(body);
-            let list_len = names.u16()? as usize;
-            let mut list = Parser(names.take(list_len)?);
-            while let Some(name_type) = list.u8() {
-                let n = list.u16()? as usize;
-                let name = list.take(n)?;
-                if name_type == 0 {
-                    return std::str::from_utf8(name)
-                        .ok()
-                        .map(|s| s.to_ascii_lowercase());
-                }
+        if kind != 0 {
+            continue;
+        }
+        // A second server_name extension is a handshake no TLS stack accepts.
+        if found.is_some() {
+            return None;
+        }
+        let mut names = Parser(body);
+        let list_len = names.u16()? as usize;
+        let mut list = Parser(names.take(list_len)?);
+        let mut name = None;
+        while let Some(name_type) = list.u8() {
+            let n = list.u16()? as usize;
+            let value = list.take(n)?;
+            if name_type == 0 && name.is_none() {
+                name = Some(std::str::from_utf8(value).ok()?.to_ascii_lowercase());
             }
         }
+        found = Some(name);
     }
-    None
+    Some(found.flatten())
 }
 
 struct Parser<'a>(&'a [u8]);
@@ -398,6 +467,55 @@ mod tests {
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         let err = CertificateAuthority::load(&cert, &key).err().unwrap();
         assert!(err.0.contains("readable by others"), "{err}");
+    }
+
+    /// A real ClientHello for `name`, as rustls writes it (one record).
+    fn client_hello(name: &str) -> Vec<u8> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).unwrap();
+        out
+    }
+
+    /// The same handshake message split into records of `size` payload bytes.
+    fn fragmented(record: &[u8], size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in record[5..].chunks(size) {
+            out.extend_from_slice(&[22, record[1], record[2]]);
+            out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    #[test]
+    fn client_hello_names_are_read_across_fragments() {
+        let hello = client_hello("x.com");
+        assert_eq!(sni_from_client_hello(&hello).as_deref(), Some("x.com"));
+        for size in [1, 7, 50, 200] {
+            let split = fragmented(&hello, size);
+            assert_eq!(
+                read_client_hello_sni(&split),
+                HelloRead::Hello(Some("x.com".into())),
+                "{size}"
+            );
+            // Every prefix is only a beginning.
+            for cut in [1, 5, split.len() / 2, split.len() - 1] {
+                assert_eq!(read_client_hello_sni(&split[..cut]), HelloRead::Incomplete);
+            }
+        }
+        assert_eq!(read_client_hello_sni(b"SSH-2.0-x\r\n"), HelloRead::NotTls);
+        assert_eq!(
+            read_client_hello_sni(b"\x16\x03\x01\x00\x01\x02"),
+            HelloRead::Unreadable
+        );
     }
 
     #[test]

@@ -222,7 +222,11 @@ impl Resolver {
 }
 
 /// Loopback, private, link-local (including cloud metadata), unique-local, unspecified,
-/// multicast, broadcast and other non-global ranges.
+/// multicast, broadcast and other non-global ranges, in every spelling: an IPv6 address
+/// is global only inside `2000::/3` (less its special-purpose and documentation blocks, and
+/// 6to4 addresses whose embedded IPv4 address is not global), or as a NAT64 address
+/// (`64:ff9b::/96`) of a global IPv4 address. IPv4-mapped, IPv4-compatible (`::a.b.c.d`)
+/// and IPv4-translated (`::ffff:0:a.b.c.d`) forms, Teredo and local-use NAT64 are refused.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -236,23 +240,41 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 shared address space
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
                 || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
                 || o[0] >= 240
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link local
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 may embed private v4
-        }
+        IpAddr::V6(v6) => !is_global_v6(v6),
     }
+}
+
+fn embedded_v4(bits: u128, shift: u32) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::from((bits >> shift) as u32))
+}
+
+fn is_global_v6(v6: std::net::Ipv6Addr) -> bool {
+    let bits = u128::from(v6);
+    let within = |prefix: u128, len: u32| bits >> (128 - len) == prefix >> (128 - len);
+    // NAT64 (RFC 6052 well-known prefix): as global as the IPv4 address it embeds.
+    if within(0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96) {
+        return !is_private(embedded_v4(bits, 0));
+    }
+    // Global unicast is 2000::/3; everything outside it (::/8 with the IPv4-compatible,
+    // mapped and translated forms, 64:ff9b:1::/48, 100::/64, fc00::/7, fe80::/10,
+    // fec0::/10, ff00::/8, 5f00::/16…) is not.
+    if !within(0x2000 << 112, 3) {
+        return false;
+    }
+    // 6to4: as global as the IPv4 address it embeds.
+    if within(0x2002 << 112, 16) {
+        return !is_private(embedded_v4(bits, 80));
+    }
+    let special = [
+        (0x2001u128 << 112, 23), // IETF special purpose, Teredo among them
+        ((0x2001u128 << 112) | (0x0db8 << 96), 32), // documentation
+        (0x3fffu128 << 112, 20), // documentation (RFC 9637)
+    ];
+    !special.iter().any(|&(p, l)| within(p, l))
 }
 
 #[cfg(test)]
@@ -267,14 +289,48 @@ mod tests {
             "169.254.169.254",
             "192.168.1.1",
             "::1",
+            "::",
             "fe80::1",
             "::ffff:127.0.0.1",
             "0.0.0.0",
             "100.64.1.1",
+            "192.0.0.8",
+            // IPv4-compatible, IPv4-translated and mapped spellings.
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:8.8.8.8",
+            "::ffff:10.0.0.1",
+            // NAT64 and 6to4 embedding a private address, local-use NAT64.
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+            // Teredo, benchmarking, ORCHID, documentation, site-local, ULA, multicast, discard.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:db8::1",
+            "3fff::1",
+            "fec0::1",
+            "fd00::1",
+            "ff02::1",
+            "100::1",
+            "5f00::1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "104.244.42.1", "2606:4700::1111"] {
+        for ip in [
+            "1.1.1.1",
+            "104.244.42.1",
+            "2606:4700::1111",
+            "2a03:2880:f12f:83:face:b00c:0:25de",
+            "2001:4860:4860::8888",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -24,16 +24,22 @@
 //!   object holding a redacted `text` has a sibling `facets` array of byte ranges
 //!   (`index.byteStart`/`byteEnd`, as Bluesky posts do), the ranges are recomputed so they
 //!   still point at the same words; a range inside a redaction is clamped to it.
-//! - forms: only changed fields are re-encoded (including JSON nested in a field);
+//! - forms and query strings: only changed values are re-encoded (including JSON nested in
+//!   a value), spaces written as they came (`+` or `%20`);
 //! - multipart: only the content of changed parts is replaced; boundaries and part headers
 //!   stay;
-//! - the result is re-compressed with the body's Content-Encoding.
+//! - the result is re-compressed with the body's Content-Encoding;
+//! - every copy of a repeated field is its own field and is rewritten on its own.
+//!
+//! Only the primary reading of a body is rewritten (see `decode`); a finding that only
+//! another reading sees cannot be rewritten, and the engine blocks such a request instead.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::engine::decode::{
-    json_string_literal, parse_json, DecodedBody, FieldLoc, JsonKind, JsonNode,
+    form_encode_like, json_string_literal, parse_json, BodyKind, DecodedBody, FieldLoc, FormPair,
+    JsonKind, JsonNode, Source,
 };
 
 /// How a finding is rewritten.
@@ -204,6 +210,29 @@ pub struct FieldChange {
     pub edits: Vec<Edit>,
 }
 
+/// Why a body or query could not be rewritten: the request is blocked instead.
+#[derive(Debug)]
+pub enum RewriteError {
+    /// Two changes touch the same bytes.
+    Overlap,
+    /// A change names a field the body does not have (a bug, never a partial rewrite).
+    NoSuchField,
+    /// Re-compressing the body with its Content-Encoding failed.
+    Reencode(std::io::Error),
+}
+
+impl std::fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewriteError::Overlap => f.write_str("overlapping rewrites of the request"),
+            RewriteError::NoSuchField => f.write_str("a redacted field is not in the request"),
+            RewriteError::Reencode(e) => write!(f, "re-compressing the body failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}
+
 /// Byte replacement in a buffer.
 struct Splice {
     start: usize,
@@ -211,13 +240,13 @@ struct Splice {
     bytes: Vec<u8>,
 }
 
-fn apply_splices(src: &[u8], mut splices: Vec<Splice>) -> Result<Vec<u8>, String> {
+fn apply_splices(src: &[u8], mut splices: Vec<Splice>) -> Result<Vec<u8>, RewriteError> {
     splices.sort_by_key(|s| (s.start, s.end));
     let mut out = Vec::with_capacity(src.len());
     let mut at = 0;
     for s in splices {
         if s.start < at || s.end > src.len() || s.start > s.end {
-            return Err("overlapping rewrites of the body".into());
+            return Err(RewriteError::Overlap);
         }
         out.extend_from_slice(&src[at..s.start]);
         out.extend_from_slice(&s.bytes);
@@ -227,8 +256,15 @@ fn apply_splices(src: &[u8], mut splices: Vec<Splice>) -> Result<Vec<u8>, String
     Ok(out)
 }
 
-/// Splices for the `facets` byte ranges next to a redacted `text` at `path`.
-fn facet_splices(root: &JsonNode, src: &str, path: &[String], edits: &[Edit]) -> Vec<Splice> {
+/// Splices for the `facets` byte ranges next to a redacted `text` at `path` (the string
+/// literal starting at `at`).
+fn facet_splices(
+    root: &JsonNode,
+    src: &str,
+    path: &[String],
+    at: usize,
+    edits: &[Edit],
+) -> Vec<Splice> {
     let mut out = Vec::new();
     let Some((last, parent_path)) = path.split_last() else {
         return out;
@@ -236,137 +272,236 @@ fn facet_splices(root: &JsonNode, src: &str, path: &[String], edits: &[Edit]) ->
     if last != "text" {
         return out;
     }
+    // Walk to the object holding the text: of repeated keys, the copy that contains it.
     let mut parent = root;
     for k in parent_path {
-        match parent.child(k) {
+        let next = match &parent.kind {
+            JsonKind::Object(members) => members
+                .iter()
+                .find(|(name, v)| name == k && v.start <= at && at < v.end)
+                .map(|(_, v)| v),
+            JsonKind::Array(_) => parent.child(k),
+            _ => None,
+        };
+        match next {
             Some(n) => parent = n,
             None => return out,
         }
     }
-    let Some(facets) = parent.child("facets") else {
+    let JsonKind::Object(members) = &parent.kind else {
         return out;
     };
-    let JsonKind::Array(items) = &facets.kind else {
-        return out;
-    };
-    for facet in items {
-        let Some(index) = facet.child("index") else {
+    for (_, facets) in members.iter().filter(|(k, _)| k == "facets") {
+        let JsonKind::Array(items) = &facets.kind else {
             continue;
         };
-        for (name, is_end) in [("byteStart", false), ("byteEnd", true)] {
-            let Some(n) = index.child(name) else { continue };
-            if !matches!(n.kind, JsonKind::Num) {
-                continue;
-            }
-            let Some(old) = src
-                .get(n.start..n.end)
-                .and_then(|t| t.parse::<usize>().ok())
-            else {
+        for facet in items {
+            let Some(index) = facet.child("index") else {
                 continue;
             };
-            let new = map_offset(old, edits, is_end);
-            if new != old {
-                out.push(Splice {
-                    start: n.start,
-                    end: n.end,
-                    bytes: new.to_string().into_bytes(),
-                });
+            for (name, is_end) in [("byteStart", false), ("byteEnd", true)] {
+                let Some(n) = index.child(name) else { continue };
+                if !matches!(n.kind, JsonKind::Num) {
+                    continue;
+                }
+                let Some(old) = src
+                    .get(n.start..n.end)
+                    .and_then(|t| t.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let new = map_offset(old, edits, is_end);
+                if new != old {
+                    out.push(Splice {
+                        start: n.start,
+                        end: n.end,
+                        bytes: new.to_string().into_bytes(),
+                    });
+                }
             }
         }
     }
     out
 }
 
-/// Rewrites a decoded body with the given field changes and re-applies its encoding.
-pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u8>, String> {
-    let raw = &body.raw;
+/// Whether a change is to the query string (see [`rewrite_query`]) rather than the body.
+pub fn is_query_change(change: &FieldChange) -> bool {
+    matches!(
+        change.loc,
+        FieldLoc::Param {
+            source: Source::Query,
+            ..
+        } | FieldLoc::ParamJson {
+            source: Source::Query,
+            ..
+        }
+    )
+}
+
+/// The new encoded value of a parameter whose value `value` (encoded as `encoded`) holds
+/// JSON with string literals to replace.
+fn rewrite_json_value(
+    value: &str,
+    encoded: &[u8],
+    changes: &[&FieldChange],
+    form_encoded: bool,
+) -> Result<Vec<u8>, RewriteError> {
+    let root = parse_json(value).map_err(|_| RewriteError::NoSuchField)?;
+    let mut inner = Vec::new();
+    for c in changes {
+        if let FieldLoc::ParamJson {
+            start, end, path, ..
+        } = &c.loc
+        {
+            inner.push(Splice {
+                start: *start,
+                end: *end,
+                bytes: json_string_literal(&c.new_text).into_bytes(),
+            });
+            inner.extend(facet_splices(&root, value, path, *start, &c.edits));
+        }
+    }
+    let new_value = apply_splices(value.as_bytes(), inner)?;
+    Ok(if form_encoded {
+        let text = String::from_utf8_lossy(&new_value);
+        form_encode_like(&text, encoded).into_bytes()
+    } else {
+        new_value
+    })
+}
+
+/// Splices for the changes to parameters (form pairs, multipart parts, query pairs) of
+/// one list: whole values replaced, or JSON inside a value rewritten.
+fn param_splices(
+    changes: &[&FieldChange],
+    src: &[u8],
+    value_of: impl Fn(usize) -> Option<(usize, usize, String)>,
+    form_encoded: bool,
+) -> Result<Vec<Splice>, RewriteError> {
     let mut splices = Vec::new();
-    // JSON nested in form fields: group the changes by form pair.
-    let mut form_json: Vec<(usize, Vec<&FieldChange>)> = Vec::new();
+    let mut nested: Vec<(usize, Vec<&FieldChange>)> = Vec::new();
     for c in changes {
         match &c.loc {
-            FieldLoc::Json { start, end, path } => {
+            FieldLoc::Param { index, .. } => {
+                let (start, end, _) = value_of(*index).ok_or(RewriteError::NoSuchField)?;
+                let bytes = if form_encoded {
+                    form_encode_like(&c.new_text, &src[start..end]).into_bytes()
+                } else {
+                    c.new_text.clone().into_bytes()
+                };
+                splices.push(Splice { start, end, bytes });
+            }
+            FieldLoc::ParamJson { index, .. } => {
+                match nested.iter_mut().find(|(i, _)| i == index) {
+                    Some((_, list)) => list.push(c),
+                    None => nested.push((*index, vec![c])),
+                }
+            }
+            _ => return Err(RewriteError::NoSuchField),
+        }
+    }
+    for (index, list) in nested {
+        let (start, end, value) = value_of(index).ok_or(RewriteError::NoSuchField)?;
+        let bytes = rewrite_json_value(&value, &src[start..end], &list, form_encoded)?;
+        splices.push(Splice { start, end, bytes });
+    }
+    Ok(splices)
+}
+
+/// Rewrites a decoded body with the given field changes (all in its primary structure)
+/// and re-applies its encoding.
+pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u8>, RewriteError> {
+    let raw = &body.raw;
+    let mut splices = Vec::new();
+    let mut params: Vec<&FieldChange> = Vec::new();
+    for c in changes {
+        match &c.loc {
+            FieldLoc::Json {
+                view: 0,
+                start,
+                end,
+                path,
+            } => {
                 splices.push(Splice {
                     start: *start,
                     end: *end,
                     bytes: json_string_literal(&c.new_text).into_bytes(),
                 });
                 if let (Some(root), Some(src)) = (body.json(), body.text()) {
-                    splices.extend(facet_splices(root, src, path, &c.edits));
+                    splices.extend(facet_splices(root, src, path, *start, &c.edits));
                 }
             }
-            FieldLoc::Form { pair } => {
-                let crate::engine::decode::BodyKind::Form(pairs) = &body.kind else {
-                    return Err("not a form body".into());
-                };
-                let p = pairs.get(*pair).ok_or("no such form field")?;
-                splices.push(Splice {
-                    start: p.value_start,
-                    end: p.value_end,
-                    bytes: crate::engine::decode::form_encode(&c.new_text).into_bytes(),
-                });
+            FieldLoc::Param {
+                source: Source::Body(0),
+                ..
             }
-            FieldLoc::FormJson { pair, .. } => {
-                match form_json.iter_mut().find(|(p, _)| p == pair) {
-                    Some((_, list)) => list.push(c),
-                    None => form_json.push((*pair, vec![c])),
-                }
-            }
-            FieldLoc::Multipart { part } => {
-                let crate::engine::decode::BodyKind::Multipart(parts) = &body.kind else {
-                    return Err("not a multipart body".into());
-                };
-                let p = parts.get(*part).ok_or("no such multipart part")?;
-                splices.push(Splice {
-                    start: p.start,
-                    end: p.end,
-                    bytes: c.new_text.clone().into_bytes(),
-                });
-            }
+            | FieldLoc::ParamJson {
+                source: Source::Body(0),
+                ..
+            } => params.push(c),
             FieldLoc::Body => splices.push(Splice {
                 start: 0,
                 end: raw.len(),
                 bytes: c.new_text.clone().into_bytes(),
             }),
+            _ => return Err(RewriteError::NoSuchField),
         }
     }
-    for (pair, list) in form_json {
-        let crate::engine::decode::BodyKind::Form(pairs) = &body.kind else {
-            return Err("not a form body".into());
-        };
-        let p = pairs.get(pair).ok_or("no such form field")?;
-        let inner_root = parse_json(&p.value)?;
-        let mut inner = Vec::new();
-        for c in list {
-            if let FieldLoc::FormJson {
-                start, end, path, ..
-            } = &c.loc
-            {
-                inner.push(Splice {
-                    start: *start,
-                    end: *end,
-                    bytes: json_string_literal(&c.new_text).into_bytes(),
-                });
-                inner.extend(facet_splices(&inner_root, &p.value, path, &c.edits));
-            }
+    if !params.is_empty() {
+        match &body.kind {
+            BodyKind::Form(pairs) => splices.extend(param_splices(
+                &params,
+                raw,
+                |i| {
+                    pairs
+                        .get(i)
+                        .map(|p| (p.value_start, p.value_end, p.value.clone()))
+                },
+                true,
+            )?),
+            BodyKind::Multipart(parts) => splices.extend(param_splices(
+                &params,
+                raw,
+                |i| {
+                    let p = parts.get(i).filter(|p| !p.transfer_encoded)?;
+                    Some((p.start, p.end, p.text.clone()?))
+                },
+                false,
+            )?),
+            _ => return Err(RewriteError::NoSuchField),
         }
-        let new_value = apply_splices(p.value.as_bytes(), inner)?;
-        let new_value =
-            String::from_utf8(new_value).map_err(|_| "redaction broke UTF-8".to_string())?;
-        splices.push(Splice {
-            start: p.value_start,
-            end: p.value_end,
-            bytes: crate::engine::decode::form_encode(&new_value).into_bytes(),
-        });
     }
     let new_raw = apply_splices(raw, splices)?;
-    body.reencode(&new_raw)
+    body.reencode(&new_raw).map_err(RewriteError::Reencode)
+}
+
+/// Rewrites a query string (`query`, without `?`, whose pairs are `pairs`) with changes to
+/// its parameters: only the changed values are re-encoded, in the style they came in.
+pub fn rewrite_query(
+    query: &str,
+    pairs: &[FormPair],
+    changes: &[FieldChange],
+) -> Result<String, RewriteError> {
+    let changes: Vec<&FieldChange> = changes.iter().filter(|c| is_query_change(c)).collect();
+    let splices = param_splices(
+        &changes,
+        query.as_bytes(),
+        |i| {
+            pairs
+                .get(i)
+                .map(|p| (p.value_start, p.value_end, p.value.clone()))
+        },
+        true,
+    )?;
+    let out = apply_splices(query.as_bytes(), splices)?;
+    // Only ASCII was written: form encoding escapes everything else.
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::decode::{decode_body, extract_fields, parse_pointer, ContentField};
+    use crate::engine::decode::{decode_body, extract_fields, parse_pointer, ContentField, Inputs};
 
     fn span<'a>(
         start: usize,
@@ -442,8 +577,8 @@ mod tests {
         let src = br#"{ "a" : 1, "text":"pay 4111 1111 1111 1111 \u00e9", "z":[true ,null] }"#;
         let body = decode_body(Some("application/json"), None, src, 1 << 20).unwrap();
         let fields = extract_fields(
-            &body,
-            &[ContentField::Json(parse_pointer("/text").unwrap())],
+            &Inputs::body(&body),
+            &[ContentField::Param(parse_pointer("/text").unwrap())],
         );
         let r = Redaction::Mask {
             keep_last: 4,
@@ -473,8 +608,8 @@ mod tests {
         );
         let body = decode_body(Some("application/json"), None, src.as_bytes(), 1 << 20).unwrap();
         let fields = extract_fields(
-            &body,
-            &[ContentField::Json(parse_pointer("/record/text").unwrap())],
+            &Inputs::body(&body),
+            &[ContentField::Param(parse_pointer("/record/text").unwrap())],
         );
         let r = Redaction::Replace("[REDACTED]".into());
         let (new_text, edits) = redact_text(&fields[0].text, &[span(5, 21, "c", &r, 0)], b"k");
@@ -508,13 +643,10 @@ mod tests {
         )
         .unwrap();
         let fields = extract_fields(
-            &body,
+            &Inputs::body(&body),
             &[
-                ContentField::Form("status".into()),
-                ContentField::FormJson {
-                    field: "variables".into(),
-                    pointer: parse_pointer("/t").unwrap(),
-                },
+                ContentField::Param(parse_pointer("/status").unwrap()),
+                ContentField::Param(parse_pointer("/variables/t").unwrap()),
             ],
         );
         let r = Redaction::Replace("X".into());

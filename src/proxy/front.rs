@@ -454,7 +454,7 @@ impl Front {
                 .inc();
             self.intercept(l4, client, key, host, port, shutdown).await;
         } else {
-            self.tunnel(l4, client, &host, port).await;
+            self.tunnel(l4, client, key, &host, port, shutdown).await;
         }
     }
 
@@ -483,8 +483,20 @@ impl Front {
         self.run_pipeline(Box::new(tls), &conn.info, shutdown).await;
     }
 
-    /// A blind tunnel: never decrypted, bytes copied both ways.
-    async fn tunnel(&self, mut l4: Box<L4Stream>, client: SocketAddr, host: &str, port: u16) {
+    /// A blind tunnel: never decrypted, bytes copied both ways, unless the client's own
+    /// TLS handshake names a site that is intercepted: a `CONNECT` to an IP address (or to
+    /// another name) whose ClientHello asks for a catalogue site is intercepted and
+    /// classified by that name, and the site is reached by its name, not by the address
+    /// the client gave (what `curl --connect-to` does must not make a blind tunnel).
+    async fn tunnel(
+        &self,
+        mut l4: Box<L4Stream>,
+        client: SocketAddr,
+        key: u64,
+        host: &str,
+        port: u16,
+        shutdown: &ShutdownWatch,
+    ) {
         let addr = match self.shared.resolver.resolve(host, port).await {
             Ok(addr) => addr,
             Err(e) => {
@@ -539,10 +551,51 @@ impl Front {
         if respond_established(&mut l4).await.is_err() {
             return;
         }
+        // What comes first: the client's ClientHello, or the other side's greeting (a
+        // protocol where the server speaks first is not TLS, and is relayed as it is).
+        let mut first = Vec::with_capacity(2048);
+        let hello = tokio::select! {
+            read = tokio::time::timeout(self.header_timeout(), read_hello(&mut l4, &mut first)) => match read {
+                Ok(Ok(hello)) => hello,
+                _ => return,
+            },
+            _ = upstream.readable() => crate::tls::HelloRead::NotTls,
+        };
+        match hello {
+            crate::tls::HelloRead::Hello(Some(sni))
+                if sni != host && self.shared.should_intercept(&sni) =>
+            {
+                drop(upstream);
+                if let Err(e @ ResolveError::Private(_)) =
+                    self.shared.resolver.resolve(&sni, port).await
+                {
+                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                    tracing::info!(client = %client, host, sni, error = %e, "tunnel refused");
+                    return;
+                }
+                metrics::TUNNELS_TOTAL
+                    .with_label_values(&["intercept"])
+                    .inc();
+                tracing::debug!(client = %client, host, sni, "intercepted by the name the client's TLS asks for");
+                l4.rewind(&first);
+                self.intercept(l4, client, key, sni, port, shutdown).await;
+                return;
+            }
+            crate::tls::HelloRead::Unreadable | crate::tls::HelloRead::Incomplete => {
+                // A handshake the gateway cannot read could name anything: not relayed.
+                metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                tracing::info!(client = %client, host, "tunnel closed: unreadable TLS ClientHello");
+                return;
+            }
+            _ => {}
+        }
         metrics::TUNNELS_TOTAL
             .with_label_values(&["passthrough"])
             .inc();
         let _ = upstream.set_nodelay(true);
+        if !first.is_empty() && upstream.write_all(&first).await.is_err() {
+            return;
+        }
         match tokio::io::copy_bidirectional(&mut *l4, &mut upstream).await {
             Ok((up, down)) => {
                 tracing::debug!(client = %client, host, port, up, down, "tunnel closed");
@@ -560,9 +613,8 @@ impl Front {
     ) {
         let timeout = self.header_timeout();
         let mut hello = Vec::with_capacity(2048);
-        let sni = match tokio::time::timeout(timeout, read_client_hello(&mut l4, &mut hello)).await
-        {
-            Ok(Ok(())) => crate::tls::sni_from_client_hello(&hello),
+        let sni = match tokio::time::timeout(timeout, read_hello(&mut l4, &mut hello)).await {
+            Ok(Ok(crate::tls::HelloRead::Hello(sni))) => sni,
             _ => return,
         };
         l4.rewind(&hello);
@@ -654,15 +706,19 @@ pub fn has_bare_lf(head: &[u8]) -> bool {
     memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
-/// Read one whole TLS record (the ClientHello) without consuming it for good.
-async fn read_client_hello(l4: &mut L4Stream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Read the first bytes of a connection until they are a whole ClientHello (across as
+/// many records as it takes), or plainly not one; what was read is left in `buf`.
+async fn read_hello(
+    l4: &mut L4Stream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<crate::tls::HelloRead> {
     let mut chunk = [0u8; 4096];
     loop {
-        if buf.len() >= 5 {
-            let len = u16::from_be_bytes([buf[3], buf[4]]) as usize;
-            if buf.len() >= 5 + len {
-                return Ok(());
-            }
+        match crate::tls::read_client_hello_sni(buf) {
+            crate::tls::HelloRead::Incomplete
+                if buf.len() <= crate::tls::MAX_CLIENT_HELLO + 1024 => {}
+            crate::tls::HelloRead::Incomplete => return Ok(crate::tls::HelloRead::Unreadable),
+            done => return Ok(done),
         }
         let got = l4.read(&mut chunk).await?;
         if got == 0 {

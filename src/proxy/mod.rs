@@ -528,7 +528,10 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(uri) = ctx.rewrite_uri.as_deref() {
+        // A redaction in the query string rewrites the target; an absolute-form target is
+        // sent in origin form.
+        let redacted = ctx.decision.as_ref().and_then(|d| d.target.as_deref());
+        if let Some(uri) = redacted.or(ctx.rewrite_uri.as_deref()) {
             let uri: http::Uri = uri
                 .parse()
                 .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
@@ -606,7 +609,7 @@ impl ProxyHttp for Gateway {
                 let (too_large, done) = (buffer.len() > max_body && !*overflowed, end_of_stream);
                 if too_large || (done && !*overflowed) {
                     let held = std::mem::take(buffer);
-                    let decision = if too_large {
+                    let mut decision = if too_large {
                         *overflowed = true;
                         self.timed_decide_only(&policy, &head, &class, None, &mut ctx.inspection)
                     } else {
@@ -618,6 +621,11 @@ impl ProxyHttp for Gateway {
                             &mut ctx.inspection,
                         )
                     };
+                    if decision.target.is_some() {
+                        // The request line went to the site with the headers: a query that
+                        // needed redacting can no longer be, so nothing of the body follows.
+                        decision = Arc::new(held_query_blocked(&decision));
+                    }
                     let action = decision.action;
                     let new_body = decision.body.clone();
                     let acknowledged = action == Action::Coach
@@ -659,7 +667,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(decision) = ctx.decision.as_ref() {
-            if decision.action == Action::Redact && decision.body.is_some() {
+            if decision.action == Action::Redact
+                && (decision.body.is_some() || decision.target.is_some())
+            {
                 upstream_response.insert_header("x-permeable-action", "redact")?;
                 if let Some(rule) = decision.rule.as_deref() {
                     upstream_response.insert_header("x-permeable-rule", rule)?;
@@ -788,6 +798,21 @@ impl Gateway {
         pages::write(session, resp).await?;
         Ok(true)
     }
+}
+
+/// A redaction decided at the end of a held body that needed the query string rewritten:
+/// the request line had already gone to the site with the headers, so the request is
+/// blocked instead.
+fn held_query_blocked(decision: &Decision) -> Decision {
+    let mut d = decision.clone();
+    d.action = Action::Block;
+    d.body = None;
+    d.target = None;
+    d.message = Some(
+        "The address of this request carried content that had to be redacted, and it could not be rewritten in time, so the request was not sent. Post the text in the message itself."
+            .into(),
+    );
+    d
 }
 
 /// Log and count a request the gateway could not relay: a refusal is the client's doing

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::locate::{Pos, PositionIndex, Seg};
 use super::schema::{self, ContentSpec, RedactionSpec};
 use super::{Action, EngineOptions, LocatedError, Mode, Policy, RuleErrors, Site, UNCLASSIFIED};
-use crate::engine::classify::Activity;
+use crate::engine::classify::{Activity, MAX_ACTIVITIES};
+use crate::engine::decode::keys::selector_from_name;
 use crate::engine::decode::{parse_pointer, ContentField, PtrSeg};
 use crate::engine::detect::{self, Context, Detector, DetectorDef, Detectors, Validator};
 use crate::engine::redact::Redaction;
@@ -249,7 +250,18 @@ fn compile_regex(
     src: &str,
     errors: &mut Vec<LocatedError>,
 ) -> Option<Regex> {
+    compile_regex_case(doc, path, src, false, errors)
+}
+
+fn compile_regex_case(
+    doc: &Doc<'_>,
+    path: &[Seg],
+    src: &str,
+    ignore_case: bool,
+    errors: &mut Vec<LocatedError>,
+) -> Option<Regex> {
     match regex::RegexBuilder::new(src)
+        .case_insensitive(ignore_case)
         .size_limit(16 * 1024 * 1024)
         .build()
     {
@@ -272,7 +284,7 @@ fn compile_pointer(
     match parse_pointer(src) {
         Ok(p) => Some(p),
         Err(e) => {
-            errors.push(doc.err(path, e));
+            errors.push(doc.err(path, e.to_string()));
             None
         }
     }
@@ -349,11 +361,18 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
     match &spec.activities {
         None | Some(Value::Null) => {}
         Some(Value::Sequence(items)) => {
+            if items.len() > MAX_ACTIVITIES {
+                errors.push(doc.err(
+                    &[key("activities")],
+                    format!("a site may have at most {MAX_ACTIVITIES} activities"),
+                ));
+            }
             for (i, item) in items.iter().enumerate() {
                 let base = vec![key("activities"), Seg::Index(i)];
                 match doc.typed::<schema::ActivitySpec>(item, &base) {
                     Ok(a) => {
-                        if let Some(a) = compile_activity(doc, &base, a, errors) {
+                        let ignore_case = !spec.paths_case_sensitive;
+                        if let Some(a) = compile_activity(doc, &base, a, ignore_case, errors) {
                             activities.push(a);
                         }
                     }
@@ -362,6 +381,55 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
             }
         }
         Some(_) => errors.push(doc.err(&[key("activities")], "`activities` must be a list")),
+    }
+    let method_aliases = spec
+        .method_aliases
+        .iter()
+        .map(|(from, to)| {
+            (
+                from.to_ascii_uppercase(),
+                to.to_vec().iter().map(|m| m.to_ascii_uppercase()).collect(),
+            )
+        })
+        .collect();
+    let names: Vec<String> = {
+        let mut n: Vec<String> = Vec::new();
+        for a in &activities {
+            let a: &Activity = a;
+            if !n.iter().any(|x| **x == *a.name) {
+                n.push(a.name.to_string());
+            }
+        }
+        n
+    };
+    let mut noise = Vec::new();
+    let mut noise_activities = Vec::new();
+    for (i, n) in spec.noise.iter().enumerate() {
+        let p = [key("noise"), Seg::Index(i)];
+        if let Some(act) = &n.activity {
+            if !names.contains(act) {
+                errors.push(doc.err(
+                    &with(&p, key("activity")),
+                    format!("unknown activity `{act}` of site `{}`", spec.site),
+                ));
+            }
+            noise_activities.push(act.clone());
+            continue;
+        }
+        let as_content = ContentSpec {
+            json: n.json.clone(),
+            form: n.form.clone(),
+            query: n.query.clone(),
+            form_json: n.form_json.as_ref().map(|f| schema::FormJsonSpec {
+                field: f.field.clone(),
+                pointer: f.pointer.clone(),
+            }),
+            multipart: n.multipart.clone(),
+            body: None,
+        };
+        if let Some(field) = compile_content(doc, &p, &as_content, errors) {
+            noise.push(field);
+        }
     }
     if errors.len() > before {
         return None;
@@ -373,13 +441,69 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
         intercept: spec.intercept,
         any_host: spec.any_host,
         activities,
+        method_aliases,
+        noise,
+        noise_activities,
     })
+}
+
+/// One `content:` (or `noise:`) entry: exactly one selector.
+fn compile_content(
+    doc: &Doc<'_>,
+    p: &[Seg],
+    c: &ContentSpec,
+    errors: &mut Vec<LocatedError>,
+) -> Option<ContentField> {
+    let given = [
+        c.json.is_some(),
+        c.form.is_some(),
+        c.query.is_some(),
+        c.form_json.is_some(),
+        c.multipart.is_some(),
+        c.body.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given != 1 {
+        errors.push(doc.err(p, "a content entry needs exactly one of `json`, `form`, `query`, `form_json`, `multipart`, `body`"));
+        return None;
+    }
+    let ContentSpec {
+        json,
+        form,
+        query,
+        form_json,
+        multipart,
+        body,
+    } = c;
+    if let Some(ptr) = json {
+        compile_pointer(doc, &with(p, key("json")), ptr, errors).map(ContentField::Param)
+    } else if let Some(name) = form.as_ref().or(query.as_ref()).or(multipart.as_ref()) {
+        Some(ContentField::Param(selector_from_name(name)))
+    } else if let Some(fj) = form_json {
+        let ptr = compile_pointer(
+            doc,
+            &[p, &[key("form_json"), key("pointer")]].concat(),
+            &fj.pointer,
+            errors,
+        )?;
+        let mut segs = selector_from_name(&fj.field);
+        segs.extend(ptr);
+        Some(ContentField::Param(segs))
+    } else if body == &Some(true) {
+        Some(ContentField::Body)
+    } else {
+        errors.push(doc.err(&with(p, key("body")), "`body` must be `true`"));
+        None
+    }
 }
 
 fn compile_activity(
     doc: &Doc<'_>,
     base: &[Seg],
     a: schema::ActivitySpec,
+    paths_ignore_case: bool,
     errors: &mut Vec<LocatedError>,
 ) -> Option<Activity> {
     let before = errors.len();
@@ -399,82 +523,40 @@ fn compile_activity(
     let host = a
         .host
         .as_ref()
-        .and_then(|h| compile_regex(doc, &with(base, key("host")), h, errors));
-    let path = a
-        .path
-        .as_ref()
-        .and_then(|p| compile_regex(doc, &with(base, key("path")), p, errors));
-    let mut form = Vec::new();
+        .and_then(|h| compile_regex_case(doc, &with(base, key("host")), h, true, errors));
+    let path = a.path.as_ref().and_then(|p| {
+        compile_regex_case(doc, &with(base, key("path")), p, paths_ignore_case, errors)
+    });
+    // `form:` and `json:` conditions both name parameters, wherever the request carries
+    // them (see `decode::fields`).
+    let mut params = Vec::new();
     for (k, v) in &a.form {
         let p = [base, &[key("form"), key(k)]].concat();
         if let Some(re) = compile_regex(doc, &p, v, errors) {
-            form.push((k.clone(), re));
+            params.push((k.clone(), selector_from_name(k), re));
         }
     }
-    let mut json = Vec::new();
     for (k, v) in &a.json {
         let p = [base, &[key("json"), key(k)]].concat();
         let ptr = compile_pointer(doc, &p, k, errors);
-        if ptr.as_ref().is_some_and(|p| p.contains(&PtrSeg::Any)) {
-            errors.push(doc.err_key(&p, "a JSON condition's pointer cannot use `*`"));
-        }
         if let (Some(ptr), Some(re)) = (ptr, compile_regex(doc, &p, v, errors)) {
-            json.push((k.clone(), ptr, re));
+            params.push((k.clone(), ptr, re));
         }
     }
     let mut query = Vec::new();
     for (k, v) in &a.query {
         let p = [base, &[key("query"), key(k)]].concat();
         if let Some(re) = compile_regex(doc, &p, v, errors) {
-            query.push((k.clone(), re));
+            query.push((k.clone(), selector_from_name(k), re));
         }
     }
     let mut content = Vec::new();
     for (i, c) in a.content.iter().enumerate() {
         let p = [base, &[key("content"), Seg::Index(i)]].concat();
-        let given = [
-            c.json.is_some(),
-            c.form.is_some(),
-            c.form_json.is_some(),
-            c.multipart.is_some(),
-            c.body.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if given != 1 {
-            errors.push(doc.err(&p, "a content entry needs exactly one of `json`, `form`, `form_json`, `multipart`, `body`"));
-            continue;
-        }
-        let ContentSpec {
-            json,
-            form,
-            form_json,
-            multipart,
-            body,
-        } = c;
-        if let Some(ptr) = json {
-            if let Some(ptr) = compile_pointer(doc, &with(&p, key("json")), ptr, errors) {
-                content.push(ContentField::Json(ptr));
+        if let Some(field) = compile_content(doc, &p, c, errors) {
+            if !content.contains(&field) {
+                content.push(field);
             }
-        } else if let Some(f) = form {
-            content.push(ContentField::Form(f.clone()));
-        } else if let Some(fj) = form_json {
-            if let Some(ptr) = compile_pointer(
-                doc,
-                &[&p[..], &[key("form_json"), key("pointer")]].concat(),
-                &fj.pointer,
-                errors,
-            ) {
-                content.push(ContentField::FormJson {
-                    field: fj.field.clone(),
-                    pointer: ptr,
-                });
-            }
-        } else if let Some(m) = multipart {
-            content.push(ContentField::Multipart(m.clone()));
-        } else if body == &Some(true) {
-            content.push(ContentField::Body);
         }
     }
     if errors.len() > before {
@@ -487,8 +569,7 @@ fn compile_activity(
         host,
         path,
         graphql_operation: a.graphql_operation,
-        form,
-        json,
+        params,
         query,
         content,
     })
@@ -693,6 +774,8 @@ pub struct Condition {
     pub min_count: Option<usize>,
     pub uninspectable: Option<bool>,
     pub unclassified: Option<bool>,
+    /// Findings outside content fields (the safety net's) count too.
+    pub anywhere: bool,
 }
 
 /// A compiled policy rule.
@@ -737,6 +820,12 @@ fn compile_condition(
             }
         }
     };
+    if c.anywhere == Some(true) && c.categories.is_none() && c.detectors.is_none() {
+        errors.push(doc.err(
+            &[base, &[key("anywhere")]].concat(),
+            "`anywhere` says where findings count: give `categories` or `detectors` too",
+        ));
+    }
     check(
         errors,
         "sites",
@@ -786,6 +875,7 @@ fn compile_condition(
         min_count: c.min_count,
         uninspectable: c.uninspectable,
         unclassified: c.unclassified,
+        anywhere: c.anywhere.unwrap_or(false),
     }
 }
 
@@ -1023,8 +1113,34 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
     }
     suffix_hosts.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
 
+    // The safety net runs the detectors that rules with `anywhere: true` name.
+    let net = (0..detectors.len())
+        .map(|i| {
+            detectors.get(i).is_some_and(|d| {
+                rules.iter().any(|r| {
+                    [Some(&r.when), r.unless.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|c| c.anywhere)
+                        .any(|c| {
+                            let cat = c
+                                .categories
+                                .as_ref()
+                                .is_none_or(|cs| cs.iter().any(|p| p.matches(&d.category)));
+                            let det = c
+                                .detectors
+                                .as_ref()
+                                .is_none_or(|ds| ds.iter().any(|x| x == &d.id));
+                            cat && det
+                        })
+                })
+            })
+        })
+        .collect();
+
     Ok(Policy {
         version: version_of(files),
+        net,
         sites,
         exact_hosts,
         suffix_hosts,

@@ -1,26 +1,39 @@
-//! Evaluating a request against a compiled policy: classification, inspection, rule
-//! matching, the strictest enforced action, and redaction.
+//! Evaluating a request against a compiled policy, in stages: the site, the body, the
+//! candidate activities, the fields to inspect, detection, the rules, redaction.
 //!
 //! Semantics (documented for security staff in `docs/rules.md`):
+//! - a request is read every way its site may read it (see `classify` and `decode`): every
+//!   activity it may be is a *candidate* (copies of a classifying field that disagree, a
+//!   path or method a router may take otherwise, and any other activity of the site whose
+//!   content fields the request fills); the rules are evaluated for each candidate and the
+//!   strictest outcome applies;
+//! - the fields inspected are the content fields of every candidate, every copy of each;
+//!   on a write request the *safety net* also scans every other string value of the body
+//!   and the query (less the site's `noise`) with the detectors that rules with
+//!   `anywhere: true` name, and only those rules count its findings;
 //! - every rule is evaluated; a rule matches when its `when` matches and its `unless` (if
-//!   any) does not;
-//! - the strictest action among matching *enforced* rules wins; ties go to the rule that
-//!   comes first in `policy.yaml`; no matching rule means `allow`;
+//!   any) does not; the strictest action among matching *enforced* rules wins; ties go to
+//!   the rule that comes first in `policy.yaml`; no matching rule means `allow`;
 //! - monitor rules are reported in `matches` and the trace, and change nothing;
 //! - a content-carrying request whose body cannot be inspected gets the built-in
 //!   [`UNINSPECTABLE_RULE`] with `inspection.on_uninspectable`, unless an enforced rule with
 //!   `uninspectable: true` matched (then the rules decide);
 //! - `redact` rewrites the findings of the categories named by the matching enforced redact
-//!   rules (all findings when such a rule names none); if the body cannot be rewritten, or
-//!   was not inspectable, the request is blocked instead: nothing unredacted is forwarded.
+//!   rules (all findings when such a rule names none), in the body and in the query; if a
+//!   finding cannot be rewritten (the body was not inspectable, or the finding is in a
+//!   reading of the body other than the one rewritten, or in a name), the request is
+//!   blocked instead: nothing unredacted is forwarded.
 
 use super::compile::{Condition, Rule};
 use super::{
     unclassified, Action, Classification, Decision, Finding, Mode, Policy, RequestHead, RuleMatch,
-    UNCLASSIFIED, UNINSPECTABLE_RULE,
+    Site, UNCLASSIFIED, UNINSPECTABLE_RULE,
 };
-use crate::engine::classify::{self, may_have_body, HeadMatch};
-use crate::engine::decode::{self, DecodedBody, Field, Uninspectable, UninspectableKind};
+use crate::engine::classify::{self, may_have_body, RequestView, SiteMatch, Truth};
+use crate::engine::decode::{
+    self, BodyKind, ContentField, DecodedBody, Field, FieldLoc, Inputs, PtrSeg, Uninspectable,
+    UninspectableKind,
+};
 use crate::engine::redact::{self, FieldChange, Span};
 
 /// Finds the site of a head (its index in the policy): the catalogue by host, then sites
@@ -31,9 +44,10 @@ fn site_of(policy: &Policy, head: &RequestHead) -> Option<usize> {
     }
     policy.any_host_sites.iter().copied().find(|&i| {
         policy.sites.get(i).is_some_and(|s| {
+            let view = RequestView::new(head, &s.method_aliases, None, may_have_body(head));
             s.activities
                 .iter()
-                .any(|a| a.has_path() && a.match_head(head) != HeadMatch::No)
+                .any(|a| a.has_path() && a.assess(&view).truth != Truth::No)
         })
     })
 }
@@ -45,18 +59,25 @@ pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
             site: None,
             activity: unclassified(),
             needs_body: false,
+            inspects_query: false,
             head_match: None,
         };
     };
-    let m = classify::classify_head(&site.activities, head);
-    let activity = m.activity.and_then(|i| site.activities.get(i));
-    let inspects = activity.is_some_and(|a| a.carries_content()) && may_have_body(head);
+    let has_body = may_have_body(head);
+    let view = RequestView::new(head, &site.method_aliases, None, has_body);
+    let m = classify::classify(&site.activities, &view);
+    let activity = m.activity().and_then(|i| site.activities.get(i));
+    let carries = m
+        .each()
+        .any(|i| site.activities.get(i).is_some_and(|a| a.carries_content()));
+    let net = head.is_write() && policy.has_safety_net();
     Classification {
         site: Some(site.id.clone()),
         activity: activity
             .map(|a| a.name.clone())
             .unwrap_or_else(unclassified),
-        needs_body: m.pending_body || inspects,
+        needs_body: has_body && (m.pending_body || carries || net),
+        inspects_query: head.query().is_some() && (carries || net),
         head_match: Some((index, m)),
     }
 }
@@ -70,6 +91,20 @@ struct Facts<'a> {
     uninspectable: bool,
     /// Why the body could not be inspected, for `{reason}` in messages.
     reason: &'a str,
+}
+
+/// The findings a condition counts: of its categories and detectors, and in content
+/// fields unless it says `anywhere`.
+fn counted<'f>(c: &'f Condition, f: &'f Facts<'_>) -> impl Iterator<Item = &'f Finding> + 'f {
+    f.findings.iter().filter(move |x| {
+        (c.anywhere || x.in_content)
+            && c.categories
+                .as_ref()
+                .is_none_or(|cats| cats.iter().any(|p| p.matches(&x.category)))
+            && c.detectors
+                .as_ref()
+                .is_none_or(|ds| ds.iter().any(|d| d == &x.detector))
+    })
 }
 
 /// Whether `c` holds; on `false`, why not. The reasons are written only when `explain`
@@ -125,26 +160,20 @@ fn condition_holds(c: &Condition, f: &Facts<'_>, explain: bool) -> Result<String
         }
     }
     if c.categories.is_some() || c.detectors.is_some() || c.min_count.is_some() {
-        let count = f
-            .findings
-            .iter()
-            .filter(|x| {
-                c.categories
-                    .as_ref()
-                    .is_none_or(|cats| cats.iter().any(|p| p.matches(&x.category)))
-            })
-            .filter(|x| {
-                c.detectors
-                    .as_ref()
-                    .is_none_or(|ds| ds.iter().any(|d| d == &x.detector))
-            })
-            .count();
+        let count = counted(c, f).count();
         let need = c.min_count.unwrap_or(1);
+        let place = if c.anywhere {
+            "anywhere in the request"
+        } else {
+            "in content"
+        };
         if count < need {
-            return Err(say(&|| format!("{count} matching finding(s), need {need}")));
+            return Err(say(&|| {
+                format!("{count} matching finding(s) {place}, need {need}")
+            }));
         }
         if need > 0 {
-            why.push(say(&|| format!("{count} matching finding(s)")));
+            why.push(say(&|| format!("{count} matching finding(s) {place}")));
         }
     }
     if !explain {
@@ -175,13 +204,8 @@ fn rule_matches(rule: &Rule, f: &Facts<'_>, explain: bool) -> Result<String, Str
 /// rule's message.
 fn fill_message(message: &str, rule: &Rule, f: &Facts<'_>) -> String {
     let mut cats: Vec<&str> = Vec::new();
-    for x in f.findings {
-        let wanted = rule
-            .when
-            .categories
-            .as_ref()
-            .is_none_or(|cs| cs.iter().any(|p| p.matches(&x.category)));
-        if wanted && !cats.contains(&x.category.as_str()) {
+    for x in counted(&rule.when, f) {
+        if !cats.contains(&x.category.as_str()) {
             cats.push(&x.category);
         }
     }
@@ -197,45 +221,73 @@ fn describe_findings(findings: &[Finding]) -> String {
         .iter()
         .map(|f| {
             format!(
-                "{} [{}] in {} at {}..{}",
-                f.category, f.detector, f.field, f.start, f.end
+                "{} [{}] in {} at {}..{}{}",
+                f.category,
+                f.detector,
+                f.field,
+                f.start,
+                f.end,
+                if f.in_content { "" } else { " (safety net)" }
             )
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-fn scan_fields(policy: &Policy, fields: &[Field]) -> Vec<(usize, crate::engine::detect::Match)> {
-    let mut out = Vec::new();
+/// Detector matches in `fields`, by field index; `keep` says which detectors count.
+fn scan_fields(
+    policy: &Policy,
+    fields: &[Field],
+    offset: usize,
+    keep: impl Fn(usize) -> bool,
+    out: &mut Vec<(usize, crate::engine::detect::Match)>,
+) {
     for (i, f) in fields.iter().enumerate() {
         for m in policy.detectors.scan(&f.text) {
-            out.push((i, m));
+            if keep(m.detector) {
+                out.push((offset + i, m));
+            }
         }
     }
-    out
 }
 
 fn to_findings(
     policy: &Policy,
     fields: &[Field],
+    content_fields: usize,
     matches: &[(usize, crate::engine::detect::Match)],
 ) -> Vec<Finding> {
-    matches
-        .iter()
-        .filter_map(|(fi, m)| {
-            let d = policy.detectors.get(m.detector)?;
-            let field = fields.get(*fi)?;
-            let value = field.text.get(m.start..m.end)?;
-            Some(Finding {
-                category: d.category.clone(),
-                detector: d.id.clone(),
-                field: field.name.clone(),
-                start: m.start,
-                end: m.end,
-                value_hash: redact::keyed_hash(&policy.opts.hash_key, value),
+    let mut out: Vec<Finding> = Vec::with_capacity(matches.len());
+    for (fi, m) in matches {
+        let (Some(d), Some(field)) = (policy.detectors.get(m.detector), fields.get(*fi)) else {
+            continue;
+        };
+        let Some(value) = field.text.get(m.start..m.end) else {
+            continue;
+        };
+        let finding = Finding {
+            category: d.category.clone(),
+            detector: d.id.clone(),
+            field: field.name.clone(),
+            start: m.start,
+            end: m.end,
+            value_hash: redact::keyed_hash(&policy.opts.hash_key, value),
+            in_content: *fi < content_fields,
+        };
+        // The safety net reads a value in every reading of the body: one finding per value
+        // and category is enough for the rules.
+        if !finding.in_content
+            && out.iter().any(|f| {
+                f.category == finding.category
+                    && f.value_hash == finding.value_hash
+                    && f.field == finding.field
             })
-        })
-        .collect()
+        {
+            continue;
+        }
+        out.push(finding);
+    }
+    out
 }
 
 /// Runs every detector over one text.
@@ -252,23 +304,32 @@ pub fn scan_text(policy: &Policy, text: &str) -> Vec<Finding> {
                 start: m.start,
                 end: m.end,
                 value_hash: redact::keyed_hash(&policy.opts.hash_key, text.get(m.start..m.end)?),
+                in_content: true,
             })
         })
         .collect()
 }
 
-/// Runs every detector over a body decoded per `content_type` (no Content-Encoding).
-pub fn scan_body(policy: &Policy, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
+/// Runs every detector over every text of a body decoded per `content_type` (no
+/// Content-Encoding).
+pub fn scan_body(
+    policy: &Policy,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<Finding>, Uninspectable> {
     let decoded = decode::decode_body(
         Some(content_type),
         None,
         body,
         policy.opts.max_body.max(body.len()),
-    )
-    .map_err(|e| e.reason)?;
-    let fields = decode::all_fields(&decoded);
-    let matches = scan_fields(policy, &fields);
-    Ok(to_findings(policy, &fields, &matches))
+    )?;
+    let mut fields = decode::all_fields(&Inputs::body(&decoded));
+    if matches!(decoded.kind, BodyKind::Binary) {
+        fields.push(decode::fields::raw_text(&decoded.raw));
+    }
+    let mut matches = Vec::new();
+    scan_fields(policy, &fields, 0, |_| true, &mut matches);
+    Ok(to_findings(policy, &fields, fields.len(), &matches))
 }
 
 /// The human-readable steps of a decision, recorded only when someone will read them
@@ -284,6 +345,168 @@ impl Trace {
             self.lines.push(line());
         }
     }
+}
+
+/// The body of a request as the engine has it.
+struct BodyRead {
+    decoded: Option<DecodedBody>,
+    /// Why it cannot be read (counted only when what the request is depends on it).
+    error: Option<Uninspectable>,
+}
+
+/// Stage: the body, unavailable (too large to buffer), absent, decodable, or not.
+fn read_body(
+    policy: &Policy,
+    head: &RequestHead,
+    class: &Classification,
+    body: Option<&[u8]>,
+) -> BodyRead {
+    let max_body = policy.opts.max_body;
+    let bytes = match body {
+        Some(b) => b,
+        None if class.needs_body => {
+            return BodyRead {
+                decoded: None,
+                error: Some(Uninspectable::new(
+                    UninspectableKind::TooLarge,
+                    format!("body larger than inspection.max_body ({max_body} bytes)"),
+                )),
+            }
+        }
+        None => &[],
+    };
+    if bytes.is_empty() {
+        return BodyRead {
+            decoded: None,
+            error: None,
+        };
+    }
+    // Every Content-Type and Content-Encoding field the request carries counts.
+    let types: Vec<&str> = head.headers_named("content-type").collect();
+    let encodings: Vec<&str> = head.headers_named("content-encoding").collect();
+    let encoding = (!encodings.is_empty()).then(|| encodings.join(","));
+    match decode::decode_body_as(&types, encoding.as_deref(), bytes, max_body) {
+        Ok(d) => BodyRead {
+            decoded: Some(d),
+            error: None,
+        },
+        Err(e) => BodyRead {
+            decoded: None,
+            error: Some(e),
+        },
+    }
+}
+
+/// The rules' verdict for one candidate activity.
+struct Verdict<'p> {
+    activity: String,
+    winner: Option<&'p Rule>,
+    matches: Vec<RuleMatch>,
+    explicit_uninspectable: bool,
+    redact_rules: Vec<&'p Rule>,
+    lines: Vec<String>,
+}
+
+impl Verdict<'_> {
+    fn action(&self) -> Action {
+        self.winner.map_or(Action::Allow, |w| w.action)
+    }
+}
+
+/// Stage: every rule against one candidate activity.
+fn evaluate_rules<'p>(policy: &'p Policy, facts: &Facts<'_>, traced: bool) -> Verdict<'p> {
+    let mut v = Verdict {
+        activity: facts.activity.to_string(),
+        winner: None,
+        matches: Vec::new(),
+        explicit_uninspectable: false,
+        redact_rules: Vec::new(),
+        lines: Vec::new(),
+    };
+    for rule in &policy.rules {
+        match rule_matches(rule, facts, traced) {
+            Ok(why) => {
+                if traced {
+                    let tag = if rule.mode == Mode::Monitor {
+                        " [monitor: would have]"
+                    } else {
+                        ""
+                    };
+                    v.lines.push(format!(
+                        "rule {}: matched ({why}) → {}{tag}",
+                        rule.id, rule.action
+                    ));
+                }
+                v.matches.push(RuleMatch {
+                    id: rule.id.clone(),
+                    action: rule.action,
+                    mode: rule.mode,
+                });
+                if rule.mode == Mode::Enforce {
+                    if rule.when.uninspectable == Some(true) {
+                        v.explicit_uninspectable = true;
+                    }
+                    if rule.action == Action::Redact {
+                        v.redact_rules.push(rule);
+                    }
+                    if v.winner.is_none_or(|w| rule.action > w.action) {
+                        v.winner = Some(rule);
+                    }
+                }
+            }
+            Err(why) => {
+                if traced {
+                    v.lines
+                        .push(format!("rule {}: not matched ({why})", rule.id));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Stage: fields that other activities of the site name as content, found in this request
+/// (by any activity whose method and host fit): a request may be what its shape says
+/// rather than what its path or operation name claims (a GraphQL operation is chosen by a
+/// persisted-query id the gateway cannot read). They are inspected as content; the request
+/// is still decided as the activity it was classified as. Selectors that take a whole JSON
+/// document say nothing about the request and are not followed here.
+fn shape_fields(
+    site: &Site,
+    view: &RequestView<'_>,
+    matched: &SiteMatch,
+    inputs: &Inputs<'_>,
+) -> Vec<Field> {
+    let mut out = Vec::new();
+    if inputs.body.is_none() && inputs.query.is_empty() {
+        return out;
+    }
+    for (i, a) in site.activities.iter().enumerate() {
+        if !a.carries_content()
+            || matched.candidates & (1 << i) != 0
+            || a.method_and_host(view) == Truth::No
+        {
+            continue;
+        }
+        // Only selectors that name something: `*` alone says nothing about a request.
+        let params: Vec<ContentField> = a
+            .content
+            .iter()
+            .filter(|c| {
+                matches!(c, ContentField::Param(segs) if segs.iter().any(|s| matches!(s, PtrSeg::Key(_))))
+            })
+            .cloned()
+            .collect();
+        if params.is_empty() {
+            continue;
+        }
+        out.extend(
+            decode::extract_fields(inputs, &params)
+                .into_iter()
+                .filter(|f| !f.whole_document && !f.text.trim().is_empty()),
+        );
+    }
+    out
 }
 
 pub fn decide(
@@ -306,9 +529,12 @@ pub fn decide(
         matches: Vec::new(),
         findings: Vec::new(),
         body: None,
+        target: None,
         uninspectable: None,
         trace: Vec::new(),
     };
+
+    // The site.
     let classified = policy.head_match_of(class);
     let site = match classified
         .and_then(|(i, _)| policy.sites.get(i))
@@ -331,64 +557,40 @@ pub fn decide(
     decision.site = Some(site.id.to_string());
     trace.push(|| format!("site: {} ({}) for host {}", site.id, site.name, head.host));
 
-    // The body: unavailable, decodable, or not.
-    let mut uninspectable: Option<Uninspectable> = None;
-    let mut decoded: Option<DecodedBody> = None;
-    let body = match body {
-        Some(b) => Some(b),
-        None if class.needs_body => {
-            uninspectable = Some(Uninspectable::new(
-                UninspectableKind::TooLarge,
-                format!(
-                    "body larger than inspection.max_body ({} bytes)",
-                    policy.opts.max_body
-                ),
-            ));
-            None
-        }
-        None => Some(&[][..]),
-    };
-    let mut decode_error = None;
-    if let Some(b) = body {
-        if !b.is_empty() {
-            match decode::decode_body(
-                head.header("content-type"),
-                head.header("content-encoding"),
-                b,
-                policy.opts.max_body,
-            ) {
-                Ok(d) => decoded = Some(d),
-                Err(e) => decode_error = Some(e),
-            }
-        }
+    // The body.
+    let BodyRead {
+        decoded,
+        error: mut decode_error,
+    } = read_body(policy, head, class, body);
+    if let Some(d) = &decoded {
+        trace.push(|| {
+            let alt: Vec<&str> = d.alt.iter().map(BodyKind::label).collect();
+            format!(
+                "body: {}{}",
+                d.kind.label(),
+                if alt.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (also read as {})", alt.join(", "))
+                }
+            )
+        });
     }
 
-    // Classification with the body.
-    // (Without a body, the head decides alone: one pass over the activities.)
-    let head_match = match classified {
-        Some((_, m)) => m,
-        None => classify::classify_head(&site.activities, head),
+    // What the request may be.
+    let view = RequestView::new(head, &site.method_aliases, decoded.as_ref(), false);
+    let head_match = classified.map(|(_, m)| m);
+    let matched = match head_match {
+        Some(m) if decoded.is_none() && !m.pending_body => m,
+        _ => classify::classify(&site.activities, &view),
     };
-    let activity_index = match decoded.as_ref() {
-        Some(d) => classify::classify_with_body(&site.activities, head, Some(d)),
-        None => head_match.activity,
-    };
-    let activity = activity_index.and_then(|i| site.activities.get(i));
-    decision.activity = activity.map_or(UNCLASSIFIED, |a| &a.name).to_string();
-    let pending = head_match.pending_body;
-    trace.push(|| {
-        format!(
-            "activity: {}{}",
-            decision.activity,
-            if pending {
-                " (decided with the body)"
-            } else {
-                ""
-            }
-        )
-    });
+    let pending = head_match.is_some_and(|m| m.pending_body) || matched.pending_body;
+    let activity_of = |i: usize| site.activities.get(i);
+    let carries_content = matched
+        .each()
+        .any(|i| activity_of(i).is_some_and(|a| a.carries_content()));
 
-    let carries_content = activity.is_some_and(|a| a.carries_content());
+    let mut uninspectable: Option<Uninspectable> = None;
     if decode_error.is_some() && (carries_content || pending) {
         uninspectable = decode_error.take();
     }
@@ -397,7 +599,7 @@ pub fn decide(
         // the employee's words may be in it, unseen.
         if let Some(d) = decoded
             .as_ref()
-            .filter(|d| matches!(d.kind, decode::BodyKind::Binary))
+            .filter(|d| matches!(d.kind, BodyKind::Binary))
         {
             uninspectable = Some(Uninspectable::new(
                 UninspectableKind::Binary,
@@ -412,53 +614,109 @@ pub fn decide(
             ));
         }
     }
-    if uninspectable.is_some() && !(carries_content || pending) {
-        // Nothing would have been inspected: the body's absence changes nothing.
-        uninspectable = None;
-    }
 
-    // Inspection.
+    let inputs = view.inputs(true);
+    let mut cands: Vec<Option<usize>> = matched.each().map(Some).collect();
+    if cands.is_empty() {
+        cands.push(None);
+    }
+    let name_of = |c: &Option<usize>| {
+        c.and_then(activity_of)
+            .map_or(UNCLASSIFIED, |a| a.name.as_ref())
+    };
+    trace.push(|| {
+        let names: Vec<&str> = cands.iter().map(name_of).collect();
+        format!(
+            "activity: {}{}{}",
+            names[0],
+            if pending {
+                " (decided with the body)"
+            } else {
+                ""
+            },
+            if names.len() > 1 {
+                format!(
+                    "; the site may also read it as {} (the strictest outcome applies)",
+                    names[1..].join(", ")
+                )
+            } else {
+                String::new()
+            }
+        )
+    });
+
+    // The fields to inspect: every candidate's content fields, fields other activities
+    // name, then the safety net.
     let mut fields: Vec<Field> = Vec::new();
-    let mut matches = Vec::new();
-    if let (Some(a), Some(d), None) = (activity, decoded.as_ref(), uninspectable.as_ref()) {
-        if a.carries_content() {
-            fields = decode::extract_fields(d, &a.content);
-            if let decode::BodyKind::Multipart(parts) = &d.kind {
+    if uninspectable.is_none() {
+        let named = cands
+            .iter()
+            .flatten()
+            .filter_map(|c| activity_of(*c))
+            .flat_map(|a| decode::extract_fields(&inputs, &a.content));
+        let mut seen: std::collections::HashSet<FieldLoc> = Default::default();
+        for f in named.chain(shape_fields(site, &view, &matched, &inputs)) {
+            if seen.insert(f.loc.clone()) {
+                fields.push(f);
+            }
+        }
+        if let Some(d) = decoded.as_ref() {
+            if let BodyKind::Multipart(parts) = &d.kind {
                 for p in parts.iter().filter(|p| p.text.is_none()) {
                     trace.push(|| {
                         format!(
                             "file part {:?} ({}, {} bytes) not inspected",
-                            p.filename.as_deref().unwrap_or(&p.name),
+                            p.filename.as_deref().unwrap_or(p.name()),
                             p.content_type.as_deref().unwrap_or("no type"),
                             p.end - p.start
                         )
                     });
                 }
             }
-            if matches!(d.kind, decode::BodyKind::Binary) {
-                trace.push(|| {
-                    format!(
-                        "binary body ({}, {} bytes) not inspected",
-                        d.content_type,
-                        d.raw.len()
-                    )
-                });
-            }
-            matches = scan_fields(policy, &fields);
-            trace.push(|| {
-                format!(
-                    "inspected {} field(s): {}",
-                    fields.len(),
-                    fields
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            });
         }
     }
-    decision.findings = to_findings(policy, &fields, &matches);
+    if uninspectable.is_none() && carries_content && fields.is_empty() {
+        uninspectable = unreadable_content(&cands, site, decoded.as_ref());
+    }
+    let content_fields = fields.len();
+    let net_scans = head.is_write()
+        && policy.has_safety_net()
+        && !cands.iter().all(|c| {
+            let n = name_of(c);
+            site.noise_activities.iter().any(|x| x == n)
+        });
+    if net_scans {
+        safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
+    }
+    let mut matches = Vec::new();
+    scan_fields(policy, &fields[..content_fields], 0, |_| true, &mut matches);
+    scan_fields(
+        policy,
+        &fields[content_fields..],
+        content_fields,
+        |d| policy.net.get(d).copied().unwrap_or(false),
+        &mut matches,
+    );
+    trace.push(|| {
+        let names: Vec<&str> = fields[..content_fields]
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        format!(
+            "inspected {} field(s): {}{}",
+            names.len(),
+            names.join(", "),
+            if net_scans {
+                format!(
+                    "; the safety net scanned {} more",
+                    fields.len() - content_fields
+                )
+            } else {
+                String::new()
+            }
+        )
+    });
+    decision.findings = to_findings(policy, &fields, content_fields, &matches);
     if !decision.findings.is_empty() {
         trace.push(|| format!("findings: {}", describe_findings(&decision.findings)));
     } else if !fields.is_empty() {
@@ -468,57 +726,63 @@ pub fn decide(
         trace.push(|| format!("uninspectable: {u}"));
     }
 
-    // Rules.
-    let facts = Facts {
-        site: &site.id,
-        activity: &decision.activity,
-        group: head.group.as_deref(),
-        findings: &decision.findings,
-        uninspectable: uninspectable.is_some(),
-        reason: uninspectable
-            .as_ref()
-            .map(|u| u.reason.as_str())
-            .unwrap_or(""),
+    // The rules, for every candidate; the strictest outcome applies.
+    let reason = uninspectable
+        .as_ref()
+        .map(|u| u.reason.as_str())
+        .unwrap_or("");
+    let mut verdicts: Vec<(Verdict<'_>, Facts<'_>)> = Vec::new();
+    for c in &cands {
+        let name = name_of(c);
+        if verdicts.iter().any(|(v, _)| v.activity == name) {
+            continue;
+        }
+        let facts = Facts {
+            site: &site.id,
+            activity: name,
+            group: head.group.as_deref(),
+            findings: &decision.findings,
+            uninspectable: uninspectable.is_some(),
+            reason,
+        };
+        verdicts.push((evaluate_rules(policy, &facts, trace.on), facts));
+    }
+    let strictest = verdicts.iter().enumerate().fold(0, |best, (i, (v, _))| {
+        if v.action() > verdicts[best].0.action() {
+            i
+        } else {
+            best
+        }
+    });
+    let redact_rules: Vec<&Rule> = if verdicts[strictest].0.action() == Action::Redact {
+        verdicts
+            .iter()
+            .filter(|(v, _)| v.action() == Action::Redact)
+            .flat_map(|(v, _)| v.redact_rules.iter().copied())
+            .collect()
+    } else {
+        Vec::new()
     };
-    let mut winner: Option<&Rule> = None;
-    let mut explicit_uninspectable = false;
-    let mut redact_rules: Vec<&Rule> = Vec::new();
-    for rule in &policy.rules {
-        match rule_matches(rule, &facts, trace.on) {
-            Ok(why) => {
-                let tag = if rule.mode == Mode::Monitor {
-                    " [monitor: would have]"
-                } else {
-                    ""
-                };
-                trace.push(|| format!("rule {}: matched ({why}) → {}{tag}", rule.id, rule.action));
-                decision.matches.push(RuleMatch {
-                    id: rule.id.clone(),
-                    action: rule.action,
-                    mode: rule.mode,
-                });
-                if rule.mode == Mode::Enforce {
-                    if rule.when.uninspectable == Some(true) {
-                        explicit_uninspectable = true;
-                    }
-                    if rule.action == Action::Redact {
-                        redact_rules.push(rule);
-                    }
-                    if winner.is_none_or(|w| rule.action > w.action) {
-                        winner = Some(rule);
-                    }
-                }
-            }
-            Err(why) => trace.push(|| format!("rule {}: not matched ({why})", rule.id)),
+    let several = verdicts.len() > 1;
+    for (v, _) in &mut verdicts {
+        if several {
+            let (activity, action) = (&v.activity, v.action());
+            trace.push(|| format!("as {activity}: → {action}"));
+        }
+        for l in std::mem::take(&mut v.lines) {
+            trace.push(|| l);
         }
     }
-    if let Some(w) = winner {
+    let (verdict, facts) = verdicts.swap_remove(strictest);
+    decision.activity = verdict.activity.clone();
+    decision.matches = verdict.matches;
+    if let Some(w) = verdict.winner {
         decision.action = w.action;
         decision.rule = Some(w.id.clone());
         decision.message = w.message.as_deref().map(|m| fill_message(m, w, &facts));
     }
     if let Some(reason) = &uninspectable {
-        if !explicit_uninspectable && policy.opts.on_uninspectable >= decision.action {
+        if !verdict.explicit_uninspectable && policy.opts.on_uninspectable >= decision.action {
             decision.action = policy.opts.on_uninspectable;
             decision.rule = Some(UNINSPECTABLE_RULE.to_string());
             decision.message = Some(format!("This request could not be inspected: {reason}."));
@@ -538,20 +802,36 @@ pub fn decide(
 
     // Redaction.
     if decision.action == Action::Redact {
-        match redact_body(
-            policy,
-            decoded.as_ref(),
-            uninspectable.as_ref().map(|u| u.reason.as_str()),
-            &fields,
-            &matches,
-            &redact_rules,
-        ) {
-            Ok(Some(bytes)) => {
-                trace.push(|| format!("redacted body: {} bytes", bytes.len()));
-                decision.body = Some(bytes);
+        let rewrite = if let Some(u) = &uninspectable {
+            Err(format!("the body was not inspectable: {u}"))
+        } else {
+            redact_request(
+                policy,
+                decoded.as_ref(),
+                head,
+                &view.query,
+                &fields,
+                &matches,
+                &redact_rules,
+            )
+        };
+        match rewrite {
+            Ok(Rewrite { body, target }) if body.is_some() || target.is_some() => {
+                trace.push(|| {
+                    let mut parts = Vec::new();
+                    if let Some(b) = &body {
+                        parts.push(format!("redacted body: {} bytes", b.len()));
+                    }
+                    if target.is_some() {
+                        parts.push("redacted query string".to_string());
+                    }
+                    parts.join("; ")
+                });
+                decision.body = body;
+                decision.target = target;
             }
-            Ok(None) => {
-                trace.push(|| "redact: no finding to rewrite; body forwarded unchanged".into())
+            Ok(_) => {
+                trace.push(|| "redact: no finding to rewrite; request forwarded unchanged".into())
             }
             Err(e) => {
                 trace.push(|| format!("redaction impossible ({e}); blocking instead"));
@@ -575,20 +855,96 @@ pub fn decide(
     decision
 }
 
-fn redact_body(
+/// A body whose structure has no parameters (text, binary) where the activity looks for
+/// named fields: the words may be in it, in a form the gateway cannot read.
+fn unreadable_content(
+    cands: &[Option<usize>],
+    site: &Site,
+    decoded: Option<&DecodedBody>,
+) -> Option<Uninspectable> {
+    let d = decoded?;
+    if !matches!(d.kind, BodyKind::Text | BodyKind::Binary) {
+        return None;
+    }
+    let whole_body = cands
+        .iter()
+        .flatten()
+        .filter_map(|c| site.activities.get(*c))
+        .any(|a| a.content.contains(&ContentField::Body));
+    if whole_body {
+        return None;
+    }
+    let essence = decode::MediaType::parse(&d.content_type).essence;
+    let (kind, what) = if essence.starts_with("text/") {
+        (UninspectableKind::Malformed, "plain text")
+    } else {
+        (UninspectableKind::Binary, "binary")
+    };
+    Some(Uninspectable::new(
+        kind,
+        format!(
+            "{} body ({what}) holds none of the fields this activity carries its text in",
+            if d.content_type.is_empty() {
+                "untyped"
+            } else {
+                d.content_type.as_str()
+            }
+        ),
+    ))
+}
+
+/// Stage: what the safety net scans on a write request: every text of the body and the
+/// query (see `decode::all_fields`) that is not already a content field or the site's
+/// noise; the printable bytes of a body that has no structure to read (binary formats
+/// carry their strings as plain ASCII), unless it is a picture, sound or video.
+fn safety_net_fields(
+    site: &Site,
+    inputs: &Inputs<'_>,
+    decoded: Option<&DecodedBody>,
+    wire: Option<&[u8]>,
+    fields: &mut Vec<Field>,
+) {
+    let noise = decode::extract_fields(inputs, &site.noise);
+    let known: std::collections::HashSet<&FieldLoc> =
+        fields.iter().chain(&noise).map(|f| &f.loc).collect();
+    let more: Vec<Field> = decode::all_fields(inputs)
+        .into_iter()
+        .filter(|f| !known.contains(&f.loc))
+        .collect();
+    fields.extend(more);
+    match decoded {
+        Some(d) if matches!(d.kind, BodyKind::Binary) => {
+            let media = decode::MediaType::parse(&d.content_type);
+            if !decode::is_media_type(&media.essence) {
+                fields.push(decode::fields::raw_text(&d.raw));
+            }
+        }
+        None => {
+            if let Some(bytes) = wire.filter(|b| !b.is_empty()) {
+                fields.push(decode::fields::raw_text(bytes));
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+/// A redaction's result: the new body and the new request target, where they changed.
+#[derive(Default)]
+struct Rewrite {
+    body: Option<Vec<u8>>,
+    target: Option<String>,
+}
+
+/// Stage: rewrite every finding the redacting rules want, in the body and the query.
+fn redact_request(
     policy: &Policy,
     decoded: Option<&DecodedBody>,
-    uninspectable: Option<&str>,
+    head: &RequestHead,
+    query: &[decode::FormPair],
     fields: &[Field],
     matches: &[(usize, crate::engine::detect::Match)],
     redact_rules: &[&Rule],
-) -> Result<Option<Vec<u8>>, String> {
-    if let Some(u) = uninspectable {
-        return Err(format!("the body was not inspectable: {u}"));
-    }
-    let Some(decoded) = decoded else {
-        return Ok(None);
-    };
+) -> Result<Rewrite, String> {
     let wanted = |category: &str, detector: &str| {
         redact_rules.iter().any(|r| {
             let cat_ok = r
@@ -604,7 +960,8 @@ fn redact_body(
             cat_ok && det_ok
         })
     };
-    let mut changes = Vec::new();
+    let mut body_changes = Vec::new();
+    let mut query_changes = Vec::new();
     for (fi, field) in fields.iter().enumerate() {
         let spans: Vec<Span<'_>> = matches
             .iter()
@@ -624,17 +981,36 @@ fn redact_body(
         if spans.is_empty() {
             continue;
         }
+        if !field.rewritable {
+            return Err(format!(
+                "{} is in a part of the request that can be read in more than one way and cannot be rewritten",
+                field.name
+            ));
+        }
         let (new_text, edits) = redact::redact_text(&field.text, &spans, &policy.opts.hash_key);
-        changes.push(FieldChange {
+        let change = FieldChange {
             loc: field.loc.clone(),
             new_text,
             edits,
-        });
+        };
+        if redact::is_query_change(&change) {
+            query_changes.push(change);
+        } else {
+            body_changes.push(change);
+        }
     }
-    if changes.is_empty() {
-        return Ok(None);
+    let mut out = Rewrite::default();
+    if !body_changes.is_empty() {
+        let decoded = decoded.ok_or("no body to rewrite")?;
+        out.body = Some(redact::rewrite_body(decoded, &body_changes).map_err(|e| e.to_string())?);
     }
-    redact::rewrite_body(decoded, &changes).map(Some)
+    if !query_changes.is_empty() {
+        let q = head.query().unwrap_or("");
+        let new_query =
+            redact::rewrite_query(q, query, &query_changes).map_err(|e| e.to_string())?;
+        out.target = Some(format!("{}?{new_query}", head.path_only()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,12 +16,12 @@ pub mod locate;
 pub mod schema;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::engine::classify::Activity;
-use crate::engine::decode::Uninspectable;
+pub use crate::engine::classify::{engine_reads, method_name, RequestHead, ENGINE_HEADERS};
+use crate::engine::decode::{ContentField, Uninspectable};
 use crate::engine::detect::Detectors;
 
 /// Engine settings that come from the gateway's configuration, not from the rule files.
@@ -117,6 +117,13 @@ pub struct Site {
     /// Whether the site's activities are also recognised by API shape on any intercepted host.
     pub any_host: bool,
     pub(crate) activities: Vec<Activity>,
+    /// Methods the site routes as others (`PATCH` as `PUT`).
+    pub(crate) method_aliases: Vec<(String, Vec<String>)>,
+    /// Fields the safety net does not scan: the site's own tokens.
+    pub(crate) noise: Vec<ContentField>,
+    /// Activities whose requests the safety net does not scan (logins carry credentials
+    /// for the site itself).
+    pub(crate) noise_activities: Vec<String>,
 }
 
 impl Site {
@@ -176,114 +183,6 @@ impl fmt::Display for RuleErrors {
 
 impl std::error::Error for RuleErrors {}
 
-/// The parts of a request the engine looks at before the body.
-#[derive(Clone, Debug, Default)]
-pub struct RequestHead {
-    /// (A common method is not allocated per request.)
-    pub method: std::borrow::Cow<'static, str>,
-    /// `http` or `https` (not allocated per request).
-    pub scheme: std::borrow::Cow<'static, str>,
-    /// Lowercase, without port.
-    pub host: String,
-    /// Path including `?query`.
-    pub path: String,
-    /// Names lowercase. The engine reads only [`ENGINE_HEADERS`]; the proxy passes those.
-    pub headers: Vec<(String, String)>,
-    pub group: Option<String>,
-    pub client: Option<IpAddr>,
-}
-
-/// A request method as a [`RequestHead`] keeps it: the common ones without allocating.
-pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
-    match crate::engine::classify::METHOD_BITS
-        .iter()
-        .find(|m| **m == method)
-    {
-        Some(m) => std::borrow::Cow::Borrowed(m),
-        None => std::borrow::Cow::Owned(method.to_string()),
-    }
-}
-
-/// The header fields the engine reads (body framing and decoding). The proxy copies only
-/// these into a [`RequestHead`]: copying every field cost more than deciding.
-pub const ENGINE_HEADERS: [&str; 4] = [
-    "content-type",
-    "content-encoding",
-    "content-length",
-    "transfer-encoding",
-];
-
-/// Whether the engine reads the header field `name` (any case).
-pub fn engine_reads(name: &str) -> bool {
-    ENGINE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
-}
-
-impl RequestHead {
-    /// The first header of that (lowercase) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The path without its query.
-    pub fn path_only(&self) -> &str {
-        match self.path.find('?') {
-            Some(i) => &self.path[..i],
-            None => &self.path,
-        }
-    }
-
-    /// The raw query (after `?`), if any.
-    pub fn query(&self) -> Option<&str> {
-        self.path.find('?').map(|i| &self.path[i + 1..])
-    }
-
-    /// Builds a head from a method, an absolute URL, headers and a group (used by the CLI
-    /// and tests). The host is lowercased and stripped of its port.
-    pub fn from_url(
-        method: &str,
-        url: &str,
-        headers: Vec<(String, String)>,
-        group: Option<String>,
-    ) -> Result<RequestHead, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("not an absolute URL: {url}"))?;
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
-        let host = if let Some(stripped) = authority.strip_prefix('[') {
-            stripped.split(']').next().unwrap_or(stripped).to_string()
-        } else {
-            authority.split(':').next().unwrap_or(authority).to_string()
-        };
-        if host.is_empty() {
-            return Err(format!("URL without host: {url}"));
-        }
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_string()
-        };
-        Ok(RequestHead {
-            method: method.to_ascii_uppercase().into(),
-            scheme: scheme.to_ascii_lowercase().into(),
-            host: host.to_ascii_lowercase(),
-            path,
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-            group,
-            client: None,
-        })
-    }
-}
-
 /// What the head alone says about a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Classification {
@@ -293,6 +192,9 @@ pub struct Classification {
     pub activity: Arc<str>,
     /// The body must be buffered: it is inspected, or an activity condition looks into it.
     pub needs_body: bool,
+    /// The query string is inspected (a write request, or content the activity names in
+    /// it): a decision cannot be remembered for every request of the same shape.
+    pub inspects_query: bool,
     /// The site's index in the policy that classified the head, and what its activities
     /// said, so that deciding with the same policy need not classify the head again.
     pub(crate) head_match: Option<(usize, crate::engine::classify::SiteMatch)>,
@@ -316,6 +218,9 @@ pub struct Finding {
     pub start: usize,
     pub end: usize,
     pub value_hash: String,
+    /// Found in a field the activity names as content; otherwise by the safety net, which
+    /// counts only for rules with `anywhere: true`.
+    pub in_content: bool,
 }
 
 /// The engine's answer for one request.
@@ -334,6 +239,8 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     /// `Some(bytes)` when redaction rewrote the body (same Content-Encoding as the input).
     pub body: Option<Vec<u8>>,
+    /// `Some(path?query)` when redaction rewrote the query string.
+    pub target: Option<String>,
     /// Why the body could not be inspected.
     pub uninspectable: Option<Uninspectable>,
     /// Human-readable steps, for `explain`, `test` and debugging.
@@ -360,9 +267,11 @@ pub(crate) fn unclassified() -> Arc<str> {
     NAME.clone()
 }
 
-/// (site index, activity index, an activity waits on a body) → decisions by group.
-pub(crate) type BodilessDecisions =
-    foldhash::HashMap<(usize, Option<usize>, bool), Vec<(Option<String>, Arc<Decision>)>>;
+/// (site index, what its activities said of the head) → decisions by group.
+pub(crate) type BodilessDecisions = foldhash::HashMap<
+    (usize, crate::engine::classify::SiteMatch),
+    Vec<(Option<String>, Arc<Decision>)>,
+>;
 
 /// Bounds on the remembered bodiless decisions: keys, and groups per key (a trusted
 /// identity header may name any group).
@@ -382,6 +291,9 @@ pub struct Policy {
     pub(crate) bodiless: parking_lot::RwLock<BodilessDecisions>,
     pub(crate) detectors: Detectors,
     pub(crate) rules: Vec<compile::Rule>,
+    /// By detector index: whether the safety net runs it (its category or id is named by a
+    /// rule with `anywhere: true`). All false: no safety net.
+    pub(crate) net: Vec<bool>,
     pub(crate) opts: EngineOptions,
 }
 
@@ -508,7 +420,7 @@ impl Policy {
         body: Option<&[u8]>,
     ) -> Arc<Decision> {
         let key = match (body, self.head_match_of(class)) {
-            (None, Some((site, m))) if !class.needs_body => (site, m.activity, m.pending_body),
+            (None, Some(key)) if !class.needs_body && !class.inspects_query => key,
             _ => return Arc::new(evaluate::decide(self, head, class, body, false)),
         };
         let group = head.group.as_deref();
@@ -552,8 +464,13 @@ impl Policy {
     }
 
     /// Runs every detector over a body decoded per `content_type` (for `permeable scan`).
-    pub fn scan(&self, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, String> {
+    pub fn scan(&self, content_type: &str, body: &[u8]) -> Result<Vec<Finding>, Uninspectable> {
         evaluate::scan_body(self, content_type, body)
+    }
+
+    /// Whether the safety net scans write requests (some rule has `anywhere: true`).
+    pub fn has_safety_net(&self) -> bool {
+        self.net.iter().any(|&b| b)
     }
 }
 

@@ -37,6 +37,15 @@ pub struct SiteSpec {
     pub intercept: bool,
     #[serde(default)]
     pub any_host: bool,
+    /// Methods the site routes as others: `{ PATCH: [PUT] }`.
+    #[serde(default)]
+    pub method_aliases: BTreeMap<String, OneOrMany<String>>,
+    /// Path regexes compare case (default: they ignore it, as many routers do).
+    #[serde(default)]
+    pub paths_case_sensitive: bool,
+    /// Fields (and whole activities) the safety net does not scan.
+    #[serde(default)]
+    pub noise: Vec<NoiseSpec>,
     /// Read separately; present here only so that the key is known.
     #[serde(default)]
     pub activities: Option<serde_yaml::Value>,
@@ -78,6 +87,9 @@ pub struct ContentSpec {
     /// A form field.
     #[serde(default)]
     pub form: Option<String>,
+    /// A query-string parameter.
+    #[serde(default)]
+    pub query: Option<String>,
     /// JSON inside a form field.
     #[serde(default)]
     pub form_json: Option<FormJsonSpec>,
@@ -87,6 +99,25 @@ pub struct ContentSpec {
     /// The whole decoded body.
     #[serde(default)]
     pub body: Option<bool>,
+}
+
+/// A field the safety net leaves alone (one of the selector keys of [`ContentSpec`]), or a
+/// whole activity (`activity: login`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseSpec {
+    #[serde(default)]
+    pub json: Option<String>,
+    #[serde(default)]
+    pub form: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub form_json: Option<FormJsonSpec>,
+    #[serde(default)]
+    pub multipart: Option<String>,
+    #[serde(default)]
+    pub activity: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +242,10 @@ pub struct ConditionSpec {
     pub uninspectable: Option<bool>,
     #[serde(default)]
     pub unclassified: Option<bool>,
+    /// Findings anywhere in a write request count, not only in the activity's content:
+    /// the safety net scans every other value for this rule's categories.
+    #[serde(default)]
+    pub anywhere: Option<bool>,
 }
 
 /// One item of `tests/*.yaml`'s `tests:`.
@@ -266,6 +301,18 @@ pub struct TestExpect {
     pub uninspectable: Option<bool>,
     #[serde(default)]
     pub body: Option<BodyExpect>,
+    /// The path and query as forwarded (a redaction may rewrite the query).
+    #[serde(default)]
+    pub target: Option<TargetExpect>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetExpect {
+    #[serde(default)]
+    pub contains: Vec<String>,
+    #[serde(default)]
+    pub not_contains: Vec<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
