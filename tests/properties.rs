@@ -253,3 +253,238 @@ fn redacted_categories_are_known() {
         assert!(known.contains(c) || c.starts_with("custom."), "{c}");
     }
 }
+
+/// The shipped rule pack, with the safety net on.
+static SHIPPED: LazyLock<Policy> = LazyLock::new(|| {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    Policy::load(&dir, &EngineOptions::default()).expect("shipped rules compile")
+});
+
+/// A value the shipped rules act on, and how: a card number (redacted) or an AWS key
+/// (blocked).
+#[derive(Clone, Debug)]
+enum Sensitive {
+    Card(String),
+    Aws(String),
+}
+
+impl Sensitive {
+    fn text(&self) -> &str {
+        match self {
+            Sensitive::Card(c) | Sensitive::Aws(c) => c,
+        }
+    }
+}
+
+fn sensitive() -> impl Strategy<Value = Sensitive> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 15).prop_map(|d| Sensitive::Card(luhn_card(&d))),
+        "[A-Z2-7]{16}".prop_map(|tail| Sensitive::Aws(format!("AKIA{tail}"))),
+    ]
+}
+
+/// How a request carries its parameters.
+#[derive(Clone, Copy, Debug)]
+enum Carrier {
+    /// X CreateTweet: `tweet_text` repeated inside `variables`, or `variables` repeated.
+    Json,
+    /// Mastodon statuses, form-encoded.
+    Form,
+    /// Mastodon statuses, multipart.
+    Multipart,
+    /// v1.1 update_status, the text in the query string.
+    Query,
+}
+
+/// A request whose content field appears `copies.len()` times (the sensitive value in the
+/// copy at `at`), among harmless fields in a generated order.
+fn duplicated_request(
+    carrier: Carrier,
+    copies: &[String],
+    filler: &[(String, String)],
+    nested: bool,
+) -> (RequestHead, Vec<u8>) {
+    let head = |method: &str, url: &str, ct: &str| {
+        let headers = if ct.is_empty() {
+            vec![]
+        } else {
+            vec![("content-type".to_string(), ct.to_string())]
+        };
+        RequestHead::from_url(method, url, headers, None).unwrap()
+    };
+    let esc = |s: &str| serde_json::to_string(s).unwrap();
+    match carrier {
+        Carrier::Json => {
+            let mut members: Vec<String> = filler
+                .iter()
+                .map(|(k, v)| format!("{}:{}", esc(k), esc(v)))
+                .collect();
+            let body = if nested {
+                // `variables` itself repeated, one copy of the text in each.
+                let mut objects: Vec<String> = copies
+                    .iter()
+                    .map(|c| format!("\"variables\":{{\"tweet_text\":{}}}", esc(c)))
+                    .collect();
+                objects.append(&mut members);
+                format!("{{{}}}", objects.join(","))
+            } else {
+                let texts: Vec<String> = copies
+                    .iter()
+                    .map(|c| format!("\"tweet_text\":{}", esc(c)))
+                    .collect();
+                members.push(format!("\"variables\":{{{}}}", texts.join(",")));
+                members.rotate_left(filler.len() / 2);
+                format!("{{{}}}", members.join(","))
+            };
+            (
+                head(
+                    "POST",
+                    "https://x.com/i/api/graphql/AbC123/CreateTweet",
+                    "application/json",
+                ),
+                body.into_bytes(),
+            )
+        }
+        Carrier::Form | Carrier::Query => {
+            let enc = permeable::engine::decode::form_encode;
+            let mut pairs: Vec<String> = filler
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect();
+            for (i, c) in copies.iter().enumerate() {
+                let at = (i * 7 + filler.len()) % (pairs.len() + 1);
+                pairs.insert(at, format!("status={}", enc(c)));
+            }
+            let joined = pairs.join("&");
+            if matches!(carrier, Carrier::Form) {
+                (
+                    head(
+                        "POST",
+                        "https://mastodon.social/api/v1/statuses",
+                        "application/x-www-form-urlencoded",
+                    ),
+                    joined.into_bytes(),
+                )
+            } else {
+                let url = format!("https://api.twitter.com/1.1/statuses/update.json?{joined}");
+                (head("POST", &url, ""), Vec::new())
+            }
+        }
+        Carrier::Multipart => {
+            let mut parts: Vec<(String, String)> = filler.to_vec();
+            for (i, c) in copies.iter().enumerate() {
+                let at = (i * 5 + 1) % (parts.len() + 1);
+                parts.insert(at, ("status".into(), c.clone()));
+            }
+            let mut body = String::new();
+            for (k, v) in parts {
+                body.push_str(&format!(
+                    "--B0\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                ));
+            }
+            body.push_str("--B0--\r\n");
+            (
+                head(
+                    "POST",
+                    "https://mastodon.social/api/v1/statuses",
+                    "multipart/form-data; boundary=B0",
+                ),
+                body.into_bytes(),
+            )
+        }
+    }
+}
+
+/// Every value a parser could read for the content field of a forwarded request: first
+/// copy, last copy or all of them, across the body and the query.
+fn readable_copies(carrier: Carrier, target: &str, body: &[u8]) -> Vec<String> {
+    use permeable::engine::decode::{parse_form, parse_json, parse_multipart, select, PtrSeg};
+    match carrier {
+        Carrier::Json => {
+            let Ok(root) = parse_json(std::str::from_utf8(body).unwrap_or("")) else {
+                return vec![String::from_utf8_lossy(body).into_owned()];
+            };
+            let sel = [
+                PtrSeg::Key("variables".into()),
+                PtrSeg::Key("tweet_text".into()),
+            ];
+            select(&root, &sel)
+                .into_iter()
+                .filter_map(|(_, _, n)| n.as_str().map(str::to_string))
+                .collect()
+        }
+        Carrier::Form => parse_form(body)
+            .into_iter()
+            .filter(|p| p.key == "status")
+            .map(|p| p.value)
+            .collect(),
+        Carrier::Query => {
+            let q = target.split_once('?').map_or("", |(_, q)| q);
+            parse_form(q.as_bytes())
+                .into_iter()
+                .filter(|p| p.key == "status")
+                .map(|p| p.value)
+                .collect()
+        }
+        Carrier::Multipart => parse_multipart(body, "B0")
+            .map(|parts| {
+                parts
+                    .into_iter()
+                    .filter(|p| p.names.iter().any(|n| n == "status"))
+                    .filter_map(|p| p.text)
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec![String::from_utf8_lossy(body).into_owned()]),
+    }
+}
+
+fn letters_and_digits(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Repeated keys, fields and parts in any order: whichever copy a parser keeps
+    /// (first-wins, last-wins, all values), a value the rules block or redact never
+    /// reaches the site in clear.
+    #[test]
+    fn no_reading_of_a_repeated_field_delivers_a_value_in_clear(
+        carrier in prop_oneof![Just(Carrier::Json), Just(Carrier::Form), Just(Carrier::Multipart), Just(Carrier::Query)],
+        value in sensitive(),
+        harmless in proptest::collection::vec("[a-z]{1,8}( [a-z]{1,8}){0,3}", 1..4),
+        at in any::<prop::sample::Index>(),
+        filler in proptest::collection::vec(("[a-z_]{3,10}", "[a-z0-9 ]{0,12}"), 0..6),
+        nested in any::<bool>(),
+        around in ("[a-z ]{0,6}", "[a-z ]{0,6}"),
+    ) {
+        let filler: Vec<(String, String)> = filler
+            .into_iter()
+            .filter(|(k, _)| !k.contains("status") && !k.contains("tweet_text") && !k.contains("variables") && k != "_method")
+            .collect();
+        // Only values the detectors find on their own: the property is about readings.
+        let alone = SHIPPED.scan_text(value.text());
+        prop_assume!(alone.iter().any(|f| f.start == 0 && f.end == value.text().len()));
+        let mut copies = harmless.clone();
+        let secret_copy = format!("{} {} {}", around.0, value.text(), around.1);
+        copies.insert(at.index(copies.len() + 1), secret_copy);
+        let (head, body) = duplicated_request(carrier, &copies, &filler, nested);
+        let class = SHIPPED.classify(&head);
+        let d = SHIPPED.decide(&head, &class, if body.is_empty() { None } else { Some(&body) });
+        match (&value, d.action) {
+            (_, Action::Block) => {}
+            (Sensitive::Card(_), Action::Redact) => {
+                let forwarded = d.body.clone().unwrap_or(body.clone());
+                let target = d.target.clone().unwrap_or(head.path.clone());
+                let secret = letters_and_digits(value.text());
+                for copy in readable_copies(carrier, &target, &forwarded) {
+                    prop_assert!(
+                        !letters_and_digits(&copy).contains(&secret),
+                        "{carrier:?}: {copy:?} forwarded in clear ({:?})", d.trace
+                    );
+                }
+            }
+            (v, a) => prop_assert!(false, "{carrier:?} {v:?}: {a} ({:#?})", d.trace),
+        }
+    }
+}

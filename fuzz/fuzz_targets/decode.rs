@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let ce = CODINGS[usize::from(selector >> 3) % CODINGS.len()];
     if let Ok(decoded) = decode::decode_body(Some(ct), ce, body, MAX_BODY) {
         assert!(decoded.raw.len() <= MAX_BODY);
-        let fields = decode::all_fields(&decoded);
+        let fields = decode::all_fields(&decode::Inputs::body(&decoded));
         for f in fields {
             let _ = f;
         }

@@ -366,7 +366,7 @@ impl<'a> RequestView<'a> {
             overrides.extend(self.head.headers_named(h));
         }
         if self.head.method.eq_ignore_ascii_case("POST") {
-            overrides.extend(self.param_values(&[PtrSeg::Key("_method".into())], true));
+            overrides.extend(self.param_values(&[PtrSeg::Key("_method".into())], false));
         }
         for m in overrides {
             add(m, false, &mut out);
@@ -464,6 +464,12 @@ impl Activity {
         !self.content.is_empty()
     }
 
+    /// Whether a POST may be routed to this activity by a method override in its body
+    /// (`_method`, as Rack reads it): it carries content and does not take POST itself.
+    pub(crate) fn reachable_by_override(&self) -> bool {
+        self.carries_content() && !self.takes_method(method_bit("POST"), "POST")
+    }
+
     /// Whether the activity has a `path` condition (required to claim a foreign host).
     pub fn has_path(&self) -> bool {
         self.path.is_some()
@@ -551,10 +557,7 @@ impl Activity {
         if last == op {
             values.push(last);
         }
-        let truth = match (
-            values.contains(&op),
-            values.iter().all(|v| *v == op),
-        ) {
+        let truth = match (values.contains(&op), values.iter().all(|v| *v == op)) {
             (true, true) => Truth::Yes,
             (true, false) => Truth::Maybe,
             _ => Truth::No,

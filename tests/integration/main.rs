@@ -4,6 +4,7 @@
 mod browser;
 mod gateway;
 mod harness;
+mod inspection;
 mod lean;
 mod observability;
 mod pac;

@@ -219,22 +219,6 @@ fn request_extent(buf: &[u8]) -> Option<(usize, Option<usize>)> {
     Some((head_len, Some(len)))
 }
 
-fn tls_client_config(gw: &Gateway, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut gw.ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(cfg)
-}
-
 type Tunnel = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// `CONNECT host:443` through the gateway, then TLS (HTTP/1.1) trusting the gateway's CA.
@@ -265,20 +249,6 @@ async fn tunnel_offering(gw: &Gateway, host: &str, alpn: &[&[u8]]) -> Tunnel {
         .unwrap()
 }
 
-/// Read until the peer closes (`true`) or `limit` passes (`false`).
-async fn read_answer<S: AsyncRead + Unpin>(s: &mut S, limit: Duration) -> (String, bool) {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
-        }
-    }
-}
-
 /// Write (a gateway that already answered may stop reading: errors are expected) and
 /// read the answer until close.
 async fn send_and_read<S: AsyncRead + AsyncWrite + Unpin>(
@@ -288,15 +258,6 @@ async fn send_and_read<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(bytes)).await;
     let _ = s.flush().await;
     read_answer(s, Duration::from_secs(5)).await
-}
-
-/// The status code of the first response in `answer`, 0 when there is none.
-fn status(answer: &str) -> u16 {
-    answer
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -379,26 +379,65 @@ fn param_all(
     }
 }
 
-/// The raw bytes of a body without a structure, as text: bytes that are not printable
-/// ASCII become spaces (offsets stay those of the body). Strings inside protobuf and other
-/// binary formats are plain ASCII, so secrets in them are still found.
-pub fn raw_text(raw: &[u8]) -> Field {
-    let text: String = raw
+/// Raw bytes as text: bytes that are not printable ASCII, and the ranges in `holes`, become
+/// spaces (offsets stay those of the bytes). Strings inside protobuf and other binary
+/// formats are plain ASCII, so secrets in them are still found.
+pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
+    let mut bytes: Vec<u8> = raw
         .iter()
         .map(|&b| {
             if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t' {
-                b as char
+                b
             } else {
-                ' '
+                b' '
             }
         })
         .collect();
+    for &(start, end) in holes {
+        if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
+            hole.fill(b' ');
+        }
+    }
     Field {
-        name: "body (raw)".into(),
-        text,
-        loc: FieldLoc::Other("body (raw)".into()),
+        name: name.into(),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        loc: FieldLoc::Other(name.into()),
         rewritable: false,
         whole_document: true,
+    }
+}
+
+/// The bytes a field's value occupies in the body or the query string: a JSON string
+/// literal, a parameter's encoded value, or the whole value a JSON string inside a
+/// parameter sits in.
+pub fn raw_span(inputs: &Inputs<'_>, loc: &FieldLoc) -> Option<(Source, usize, usize)> {
+    let param = |source: Source, index: usize| -> Option<(Source, usize, usize)> {
+        match source {
+            Source::Query => {
+                let p = inputs.query.get(index)?;
+                Some((source, p.value_start, p.value_end))
+            }
+            Source::Body(view) => match inputs.body?.views().nth(view)?.1 {
+                BodyKind::Form(pairs) => {
+                    let p = pairs.get(index)?;
+                    Some((source, p.value_start, p.value_end))
+                }
+                BodyKind::Multipart(parts) => {
+                    let p = parts.get(index)?;
+                    Some((source, p.start, p.end))
+                }
+                _ => None,
+            },
+        }
+    };
+    match loc {
+        FieldLoc::Json {
+            view, start, end, ..
+        } => Some((Source::Body(*view), *start, *end)),
+        FieldLoc::Param { source, index } | FieldLoc::ParamJson { source, index, .. } => {
+            param(*source, *index)
+        }
+        FieldLoc::Body | FieldLoc::Other(_) => None,
     }
 }
 

@@ -71,12 +71,15 @@ pub fn classify_head(policy: &Policy, head: &RequestHead) -> Classification {
         .each()
         .any(|i| site.activities.get(i).is_some_and(|a| a.carries_content()));
     let net = head.is_write() && policy.has_safety_net();
+    // A POST body may hold `_method`, which routes it as another method.
+    let override_possible = head.method.eq_ignore_ascii_case("POST")
+        && site.activities.iter().any(|a| a.reachable_by_override());
     Classification {
         site: Some(site.id.clone()),
         activity: activity
             .map(|a| a.name.clone())
             .unwrap_or_else(unclassified),
-        needs_body: has_body && (m.pending_body || carries || net),
+        needs_body: has_body && (m.pending_body || carries || net || override_possible),
         inspects_query: head.query().is_some() && (carries || net),
         head_match: Some((index, m)),
     }
@@ -274,14 +277,12 @@ fn to_findings(
             value_hash: redact::keyed_hash(&policy.opts.hash_key, value),
             in_content: *fi < content_fields,
         };
-        // The safety net reads a value in every reading of the body: one finding per value
-        // and category is enough for the rules.
+        // The safety net reads a value in every reading of the request, and in its raw
+        // bytes: one finding per value and category is enough for the rules.
         if !finding.in_content
-            && out.iter().any(|f| {
-                f.category == finding.category
-                    && f.value_hash == finding.value_hash
-                    && f.field == finding.field
-            })
+            && out
+                .iter()
+                .any(|f| f.category == finding.category && f.value_hash == finding.value_hash)
         {
             continue;
         }
@@ -325,7 +326,7 @@ pub fn scan_body(
     )?;
     let mut fields = decode::all_fields(&Inputs::body(&decoded));
     if matches!(decoded.kind, BodyKind::Binary) {
-        fields.push(decode::fields::raw_text(&decoded.raw));
+        fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
     }
     let mut matches = Vec::new();
     scan_fields(policy, &fields, 0, |_| true, &mut matches);
@@ -686,7 +687,7 @@ pub fn decide(
             site.noise_activities.iter().any(|x| x == n)
         });
     if net_scans {
-        safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
+        safety_net_fields(site, head, &inputs, decoded.as_ref(), body, &mut fields);
     }
     let mut matches = Vec::new();
     scan_fields(policy, &fields[..content_fields], 0, |_| true, &mut matches);
@@ -895,10 +896,12 @@ fn unreadable_content(
 
 /// Stage: what the safety net scans on a write request: every text of the body and the
 /// query (see `decode::all_fields`) that is not already a content field or the site's
-/// noise; the printable bytes of a body that has no structure to read (binary formats
-/// carry their strings as plain ASCII), unless it is a picture, sound or video.
+/// noise, and the raw bytes of the body and the query (less the noise and the content of
+/// pictures, sound and video), so that nothing a site can read goes unscanned whatever
+/// structure it hides in: a part's headers, an undecodable body, strings in a binary format.
 fn safety_net_fields(
     site: &Site,
+    head: &RequestHead,
     inputs: &Inputs<'_>,
     decoded: Option<&DecodedBody>,
     wire: Option<&[u8]>,
@@ -912,20 +915,44 @@ fn safety_net_fields(
         .filter(|f| !known.contains(&f.loc))
         .collect();
     fields.extend(more);
-    match decoded {
-        Some(d) if matches!(d.kind, BodyKind::Binary) => {
-            let media = decode::MediaType::parse(&d.content_type);
-            if !decode::is_media_type(&media.essence) {
-                fields.push(decode::fields::raw_text(&d.raw));
-            }
+    let (mut body_holes, mut query_holes) = (Vec::new(), Vec::new());
+    for f in &noise {
+        match decode::fields::raw_span(inputs, &f.loc) {
+            Some((decode::Source::Query, start, end)) => query_holes.push((start, end)),
+            Some((decode::Source::Body(_), start, end)) => body_holes.push((start, end)),
+            None => {}
         }
-        None => {
-            if let Some(bytes) = wire.filter(|b| !b.is_empty()) {
-                fields.push(decode::fields::raw_text(bytes));
-            }
-        }
-        Some(_) => {}
     }
+    if let Some(q) = head.query().filter(|q| !q.is_empty()) {
+        fields.push(decode::fields::raw_text(
+            "query (raw)",
+            q.as_bytes(),
+            &query_holes,
+        ));
+    }
+    let raw = match decoded {
+        Some(d) => {
+            if decode::is_media_type(&decode::MediaType::parse(&d.content_type).essence) {
+                return;
+            }
+            for (_, kind) in d.views() {
+                if let BodyKind::Multipart(parts) = kind {
+                    body_holes.extend(
+                        parts
+                            .iter()
+                            .filter(|p| p.is_media())
+                            .map(|p| (p.start, p.end)),
+                    );
+                }
+            }
+            &d.raw[..]
+        }
+        None => match wire {
+            Some(bytes) if !bytes.is_empty() => bytes,
+            _ => return,
+        },
+    };
+    fields.push(decode::fields::raw_text("body (raw)", raw, &body_holes));
 }
 
 /// A redaction's result: the new body and the new request target, where they changed.
