@@ -687,7 +687,7 @@ pub fn decide(
             site.noise_activities.iter().any(|x| x == n)
         });
     if net_scans {
-        safety_net_fields(site, head, &inputs, decoded.as_ref(), body, &mut fields);
+        safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
     }
     let mut matches = Vec::new();
     scan_fields(policy, &fields[..content_fields], 0, |_| true, &mut matches);
@@ -896,12 +896,12 @@ fn unreadable_content(
 
 /// Stage: what the safety net scans on a write request: every text of the body and the
 /// query (see `decode::all_fields`) that is not already a content field or the site's
-/// noise, and the raw bytes of the body and the query (less the noise and the content of
-/// pictures, sound and video), so that nothing a site can read goes unscanned whatever
-/// structure it hides in: a part's headers, an undecodable body, strings in a binary format.
+/// noise; and where a structure may hide text its fields do not hold (a multipart body's
+/// part headers and preamble, a binary body's strings, which protobuf keeps as plain ASCII,
+/// a body that does not decode), the raw bytes, less the noise and the contents of
+/// pictures, sound and video.
 fn safety_net_fields(
     site: &Site,
-    head: &RequestHead,
     inputs: &Inputs<'_>,
     decoded: Option<&DecodedBody>,
     wire: Option<&[u8]>,
@@ -915,44 +915,35 @@ fn safety_net_fields(
         .filter(|f| !known.contains(&f.loc))
         .collect();
     fields.extend(more);
-    let (mut body_holes, mut query_holes) = (Vec::new(), Vec::new());
-    for f in &noise {
-        match decode::fields::raw_span(inputs, &f.loc) {
-            Some((decode::Source::Query, start, end)) => query_holes.push((start, end)),
-            Some((decode::Source::Body(_), start, end)) => body_holes.push((start, end)),
-            None => {}
-        }
-    }
-    if let Some(q) = head.query().filter(|q| !q.is_empty()) {
-        fields.push(decode::fields::raw_text(
-            "query (raw)",
-            q.as_bytes(),
-            &query_holes,
-        ));
-    }
     let raw = match decoded {
-        Some(d) => {
+        Some(d) if matches!(d.kind, BodyKind::Multipart(_) | BodyKind::Binary) => {
             if decode::is_media_type(&decode::MediaType::parse(&d.content_type).essence) {
                 return;
             }
-            for (_, kind) in d.views() {
-                if let BodyKind::Multipart(parts) = kind {
-                    body_holes.extend(
-                        parts
-                            .iter()
-                            .filter(|p| p.is_media())
-                            .map(|p| (p.start, p.end)),
-                    );
-                }
-            }
             &d.raw[..]
         }
+        Some(_) => return,
         None => match wire {
             Some(bytes) if !bytes.is_empty() => bytes,
             _ => return,
         },
     };
-    fields.push(decode::fields::raw_text("body (raw)", raw, &body_holes));
+    let mut holes: Vec<(usize, usize)> = noise
+        .iter()
+        .filter_map(|f| match decode::fields::raw_span(inputs, &f.loc) {
+            Some((decode::Source::Body(_), start, end)) => Some((start, end)),
+            _ => None,
+        })
+        .collect();
+    if let Some(BodyKind::Multipart(parts)) = decoded.map(|d| &d.kind) {
+        holes.extend(
+            parts
+                .iter()
+                .filter(|p| p.is_media())
+                .map(|p| (p.start, p.end)),
+        );
+    }
+    fields.push(decode::fields::raw_text("body (raw)", raw, &holes));
 }
 
 /// A redaction's result: the new body and the new request target, where they changed.
