@@ -354,6 +354,15 @@ fn cases() -> Vec<Case> {
     v.push(case("sendMessageBatch: every item", "bsky.social", "POST /xrpc/chat.bsky.convo.sendMessageBatch", JSON,
         format!(r#"{{"items":[{{"convoId":"a","message":{{"text":"hi"}}}},{{"convoId":"b","message":{{"text":"pay {CARD}"}}}}]}}"#), CARD, Redacted));
     v.push(case(
+        "a card as a JSON number (Rails casts it into the text)",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        format!(r#"{{"status":{CARD},"visibility":"public"}}"#),
+        CARD,
+        Redacted,
+    ));
+    v.push(case(
         "v2 poll options",
         "api.x.com",
         "POST /2/tweets",

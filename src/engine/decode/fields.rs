@@ -16,7 +16,7 @@
 //! Every copy found is a field of its own, so each is inspected and, when rewritable,
 //! redacted: whichever copy a site keeps, it holds nothing the rules act on.
 
-use super::json::{self, string_leaves, JsonNode, PtrSeg};
+use super::json::{self, scalar_leaves, JsonKind, JsonNode, PtrSeg};
 use super::keys::{name_readings, segments_match, NameMatch};
 use super::{BodyKind, DecodedBody, FormPair};
 
@@ -141,7 +141,7 @@ fn select_param(inputs: &Inputs<'_>, segs: &[PtrSeg], out: &mut Vec<Field>) {
             match kind {
                 BodyKind::Json(root) => {
                     for (name, path, node) in json::select(root, segs) {
-                        json_leaves(node, &name, path, out, |start, end, path| {
+                        json_leaves(node, &name, path, body.text(), out, |start, end, path| {
                             (
                                 FieldLoc::Json {
                                     view,
@@ -182,22 +182,29 @@ fn select_param(inputs: &Inputs<'_>, segs: &[PtrSeg], out: &mut Vec<Field>) {
     }
 }
 
-/// The string leaves under a selected JSON node, located by `loc`.
+/// The string leaves under a selected JSON node, located by `loc`. With the JSON's source
+/// text, number leaves are fields too: a framework that casts `{"note": 4539148803436467}`
+/// into a text column shows the digits (a redaction writes the value back as a string).
 fn json_leaves(
     node: &JsonNode,
     name: &str,
     path: Vec<String>,
+    numbers_in: Option<&str>,
     out: &mut Vec<Field>,
     loc: impl Fn(usize, usize, Vec<String>) -> (FieldLoc, bool),
 ) {
     let whole_document = node.is_container();
     let mut leaves = Vec::new();
-    string_leaves(node, name, path, &mut leaves);
+    scalar_leaves(node, name, path, numbers_in.is_some(), &mut leaves);
     for (name, path, leaf) in leaves {
+        let text = match (&leaf.kind, numbers_in) {
+            (JsonKind::Num, Some(src)) => src.get(leaf.start..leaf.end).unwrap_or(""),
+            _ => leaf.as_str().unwrap_or(""),
+        };
         let (loc, rewritable) = loc(leaf.start, leaf.end, path);
         out.push(Field {
             name,
-            text: leaf.as_str().unwrap_or("").to_string(),
+            text: text.to_string(),
             loc,
             rewritable,
             whole_document,
@@ -235,6 +242,7 @@ fn param_fields(
                         node,
                         &format!("{shown}{name}"),
                         path,
+                        Some(value),
                         out,
                         |start, end, path| {
                             (
@@ -272,7 +280,7 @@ pub fn all_fields(inputs: &Inputs<'_>) -> Vec<Field> {
             let source = Source::Body(view);
             match kind {
                 BodyKind::Json(root) => {
-                    json_leaves(root, "", Vec::new(), &mut out, |start, end, path| {
+                    json_leaves(root, "", Vec::new(), None, &mut out, |start, end, path| {
                         (
                             FieldLoc::Json {
                                 view,
@@ -356,7 +364,7 @@ fn param_all(
     };
     match json::parse_json(value).ok().filter(JsonNode::is_container) {
         Some(root) => {
-            json_leaves(&root, &shown, Vec::new(), out, |start, end, path| {
+            json_leaves(&root, &shown, Vec::new(), None, out, |start, end, path| {
                 (
                     FieldLoc::ParamJson {
                         source,

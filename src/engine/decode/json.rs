@@ -200,28 +200,31 @@ fn select_into<'a>(
     }
 }
 
-/// The string leaves under `node` (the node itself when it is a string), each with its
-/// concrete pointer, path and span.
-pub fn string_leaves<'a>(
+/// The string leaves under `node` (the node itself when it is a string), and with
+/// `numbers` the number leaves too, each with its concrete pointer, path and span.
+pub fn scalar_leaves<'a>(
     node: &'a JsonNode,
     name: &str,
     path: Vec<String>,
+    numbers: bool,
     out: &mut Vec<(String, Vec<String>, &'a JsonNode)>,
 ) {
     match &node.kind {
         JsonKind::Str(_) => out.push((name.to_string(), path, node)),
+        JsonKind::Num if numbers => out.push((name.to_string(), path, node)),
         JsonKind::Object(members) => {
             for (k, v) in members {
                 let mut p = path.clone();
                 p.push(k.clone());
-                string_leaves(v, &format!("{name}/{}", escape_pointer_key(k)), p, out);
+                let child = format!("{name}/{}", escape_pointer_key(k));
+                scalar_leaves(v, &child, p, numbers, out);
             }
         }
         JsonKind::Array(items) => {
             for (i, v) in items.iter().enumerate() {
                 let mut p = path.clone();
                 p.push(i.to_string());
-                string_leaves(v, &format!("{name}/{i}"), p, out);
+                scalar_leaves(v, &format!("{name}/{i}"), p, numbers, out);
             }
         }
         _ => {}

@@ -646,6 +646,9 @@ pub fn decide(
         )
     });
 
+    let only_noise = cands
+        .iter()
+        .all(|c| site.noise_activities.iter().any(|n| n == name_of(c)));
     // The fields to inspect: every candidate's content fields, fields other activities
     // name, then the safety net.
     let mut fields: Vec<Field> = Vec::new();
@@ -655,8 +658,15 @@ pub fn decide(
             .flatten()
             .filter_map(|c| activity_of(*c))
             .flat_map(|a| decode::extract_fields(&inputs, &a.content));
+        // A login carries the employee's credentials for the site: only what its own
+        // activity names is read (the safety net and other activities' fields are not).
+        let shaped = if only_noise {
+            Vec::new()
+        } else {
+            shape_fields(site, &view, &matched, &inputs)
+        };
         let mut seen: std::collections::HashSet<FieldLoc> = Default::default();
-        for f in named.chain(shape_fields(site, &view, &matched, &inputs)) {
+        for f in named.chain(shaped) {
             if seen.insert(f.loc.clone()) {
                 fields.push(f);
             }
@@ -680,12 +690,7 @@ pub fn decide(
         uninspectable = unreadable_content(&cands, site, decoded.as_ref());
     }
     let content_fields = fields.len();
-    let net_scans = head.is_write()
-        && policy.has_safety_net()
-        && !cands.iter().all(|c| {
-            let n = name_of(c);
-            site.noise_activities.iter().any(|x| x == n)
-        });
+    let net_scans = head.is_write() && policy.has_safety_net() && !only_noise;
     if net_scans {
         safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
     }
