@@ -693,6 +693,16 @@ pub fn decide(
     let net_scans = head.is_write() && policy.has_safety_net() && !only_noise;
     if net_scans {
         safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
+        // The path carries words too (a hashtag followed, a list renamed by URL).
+        let path = head.path_only();
+        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        fields.push(Field {
+            name: "(path)".into(),
+            text: decoded_path.into_owned(),
+            loc: FieldLoc::Other("(path)".into()),
+            rewritable: false,
+            whole_document: true,
+        });
     }
     let mut matches = Vec::new();
     scan_fields(policy, &fields[..content_fields], 0, |_| true, &mut matches);
