@@ -349,17 +349,24 @@ fn rewrite_json_value(
     let root = parse_json(value).map_err(|_| RewriteError::NoSuchField)?;
     let mut inner = Vec::new();
     for c in changes {
-        if let FieldLoc::ParamJson {
-            start, end, path, ..
-        } = &c.loc
-        {
-            inner.push(Splice {
-                start: *start,
-                end: *end,
-                bytes: json_string_literal(&c.new_text).into_bytes(),
-            });
-            inner.extend(facet_splices(&root, value, path, *start, &c.edits));
-        }
+        let (start, end, path) = match &c.loc {
+            FieldLoc::ParamJson {
+                start, end, path, ..
+            } => (*start, *end, path),
+            FieldLoc::JsonInString {
+                inner_start,
+                inner_end,
+                path,
+                ..
+            } => (*inner_start, *inner_end, path),
+            _ => return Err(RewriteError::NoSuchField),
+        };
+        inner.push(Splice {
+            start,
+            end,
+            bytes: json_string_literal(&c.new_text).into_bytes(),
+        });
+        inner.extend(facet_splices(&root, value, path, start, &c.edits));
     }
     let new_value = apply_splices(value.as_bytes(), inner)?;
     Ok(if form_encoded {
@@ -414,8 +421,18 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
     let raw = &body.raw;
     let mut splices = Vec::new();
     let mut params: Vec<&FieldChange> = Vec::new();
+    let mut in_strings: Vec<((usize, usize), Vec<&FieldChange>)> = Vec::new();
     for c in changes {
         match &c.loc {
+            FieldLoc::JsonInString {
+                view: 0,
+                start,
+                end,
+                ..
+            } => match in_strings.iter_mut().find(|(k, _)| *k == (*start, *end)) {
+                Some((_, list)) => list.push(c),
+                None => in_strings.push(((*start, *end), vec![c])),
+            },
             FieldLoc::Json {
                 view: 0,
                 start,
@@ -446,6 +463,21 @@ pub fn rewrite_body(body: &DecodedBody, changes: &[FieldChange]) -> Result<Vec<u
             }),
             _ => return Err(RewriteError::NoSuchField),
         }
+    }
+    for ((start, end), list) in in_strings {
+        let literal = body
+            .text()
+            .and_then(|t| t.get(start..end))
+            .ok_or(RewriteError::NoSuchField)?;
+        let value = parse_json(literal).map_err(|_| RewriteError::NoSuchField)?;
+        let value = value.as_str().ok_or(RewriteError::NoSuchField)?;
+        let inner = rewrite_json_value(value, value.as_bytes(), &list, false)?;
+        let inner = String::from_utf8(inner).map_err(|_| RewriteError::NoSuchField)?;
+        splices.push(Splice {
+            start,
+            end,
+            bytes: json_string_literal(&inner).into_bytes(),
+        });
     }
     if !params.is_empty() {
         match &body.kind {

@@ -354,6 +354,15 @@ fn cases() -> Vec<Case> {
     v.push(case("sendMessageBatch: every item", "bsky.social", "POST /xrpc/chat.bsky.convo.sendMessageBatch", JSON,
         format!(r#"{{"items":[{{"convoId":"a","message":{{"text":"hi"}}}},{{"convoId":"b","message":{{"text":"pay {CARD}"}}}}]}}"#), CARD, Redacted));
     v.push(case(
+        "GraphQL variables sent as a JSON string",
+        "x.com",
+        TWEET,
+        JSON,
+        serde_json::json!({"variables": serde_json::json!({"tweet_text": format!("pay {CARD}")}).to_string(), "queryId": "q"}).to_string(),
+        CARD,
+        Redacted,
+    ));
+    v.push(case(
         "a card as a JSON number (Rails casts it into the text)",
         "mastodon.social",
         STATUSES,

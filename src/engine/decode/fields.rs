@@ -51,6 +51,17 @@ pub enum FieldLoc {
     /// The whole value of parameter `index` of `source`: a form or query pair, or a
     /// multipart part.
     Param { source: Source, index: usize },
+    /// A JSON value `inner_start..inner_end` (a string literal, or a number) inside the
+    /// JSON that the string literal `start..end` of body structure `view` holds
+    /// (`{"variables": "{\"text\": …}"}`, as GraphQL servers accept).
+    JsonInString {
+        view: usize,
+        start: usize,
+        end: usize,
+        inner_start: usize,
+        inner_end: usize,
+        path: Vec<String>,
+    },
     /// A JSON string literal `start..end` inside the decoded value of a parameter.
     ParamJson {
         source: Source,
@@ -153,6 +164,7 @@ fn select_param(inputs: &Inputs<'_>, segs: &[PtrSeg], out: &mut Vec<Field>) {
                             )
                         });
                     }
+                    json_in_strings(root, segs, view, primary, out);
                 }
                 BodyKind::Form(pairs) => {
                     for (i, p) in pairs.iter().enumerate() {
@@ -179,6 +191,49 @@ fn select_param(inputs: &Inputs<'_>, segs: &[PtrSeg], out: &mut Vec<Field>) {
     for (i, p) in inputs.query.iter().enumerate() {
         let shown = format!("?{}", p.key);
         param_fields(Source::Query, i, &p.key, &shown, &p.value, segs, true, out);
+    }
+}
+
+/// Fields a selector finds by going through a JSON string that holds JSON: for every
+/// proper prefix of the selector that reaches a string whose value parses as an object or
+/// an array, the rest of the selector inside it.
+fn json_in_strings(
+    root: &JsonNode,
+    segs: &[PtrSeg],
+    view: usize,
+    primary: bool,
+    out: &mut Vec<Field>,
+) {
+    for n in 1..segs.len() {
+        for (name, _, node) in json::select(root, &segs[..n]) {
+            let Some(text) = node.as_str() else { continue };
+            let Some(inner) = json::parse_json(text).ok().filter(JsonNode::is_container) else {
+                continue;
+            };
+            let (start, end) = (node.start, node.end);
+            for (inner_name, inner_path, found) in json::select(&inner, &segs[n..]) {
+                json_leaves(
+                    found,
+                    &format!("{name}{inner_name}"),
+                    inner_path,
+                    Some(text),
+                    out,
+                    |inner_start, inner_end, path| {
+                        (
+                            FieldLoc::JsonInString {
+                                view,
+                                start,
+                                end,
+                                inner_start,
+                                inner_end,
+                                path,
+                            },
+                            primary,
+                        )
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -440,6 +495,9 @@ pub fn raw_span(inputs: &Inputs<'_>, loc: &FieldLoc) -> Option<(Source, usize, u
     };
     match loc {
         FieldLoc::Json {
+            view, start, end, ..
+        }
+        | FieldLoc::JsonInString {
             view, start, end, ..
         } => Some((Source::Body(*view), *start, *end)),
         FieldLoc::Param { source, index } | FieldLoc::ParamJson { source, index, .. } => {
