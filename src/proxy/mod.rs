@@ -708,6 +708,8 @@ impl ProxyHttp for Gateway {
         };
         note_failure(ctx, status, kind, &reason, e);
         if status > 0 {
+            // The connection ends after this answer (`can_reuse_downstream: false`): say so.
+            session.set_keepalive(None);
             let resp = self.shared.pages.error_response(
                 status,
                 &reason,
