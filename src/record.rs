@@ -5,21 +5,9 @@ use crate::audit::{AuditEvent, MatchedRule, ValueHash};
 use crate::engine::policy::{Action, UNCLASSIFIED};
 use crate::metrics;
 use crate::proxy::{RequestCtx, Shared};
-use std::time::Instant;
 
 /// `response_body_bytes` and `status` are what the client was sent (status 0: nothing).
 pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u64, status: u16) {
-    record_request_ended(shared, ctx, response_body_bytes, status, Instant::now());
-}
-
-/// [`record_request`] for a request that ended at `ended`.
-pub fn record_request_ended(
-    shared: &Shared,
-    ctx: &RequestCtx,
-    response_body_bytes: u64,
-    status: u16,
-    ended: Instant,
-) {
     let class = ctx.head.as_ref().and(ctx.class_ref());
     // Site ids come from the compiled catalogue: a bounded set by construction.
     let site = class
@@ -57,7 +45,7 @@ pub fn record_request_ended(
             activity,
             action,
             group: group_label,
-            seconds: ctx.elapsed_at(ended).as_secs_f64(),
+            seconds: ctx.elapsed().as_secs_f64(),
             inspection_seconds: (!inspection.is_zero()).then_some(inspection.as_secs_f64()),
             body_bytes: (site != metrics::OTHER)
                 .then(|| (ctx.bytes_up() as u64, response_body_bytes)),

@@ -1,17 +1,21 @@
 //! The listeners' front door: what arrives on a socket before the HTTP pipeline.
 //!
-//! Pingora's proxy does not tunnel CONNECT, so this [`ServerApp`] reads the first request
-//! head of each explicit-proxy connection itself:
+//! Pingora's proxy does not tunnel CONNECT, so this [`ServerApp`] reads the first bytes of
+//! each explicit-proxy connection itself:
 //! - `CONNECT` to a host that is intercepted: answer 200, accept TLS with a leaf minted for
 //!   the SNI, and hand the decrypted stream to the HTTP pipeline (h2 or h1 by ALPN);
 //! - `CONNECT` to anything else: a blind TCP tunnel, byte for byte;
-//! - any other request: handed, unread, to the HTTP pipeline (absolute-form proxying).
+//! - any other request: handed to the HTTP pipeline with the bytes read put back
+//!   (absolute-form proxying).
 //!
 //! Transparent listeners skip the CONNECT: TLS is accepted by SNI, plain HTTP routed by Host.
 //! Each connection handed to the pipeline is registered in [`Connections`] so that the
-//! pipeline knows where the client meant to go (the CONNECT target or the SNI).
+//! pipeline knows where the client meant to go (the CONNECT target or the SNI), and is
+//! timed here: every request head has a deadline, every request body a floor of progress.
+//! Every request, plain HTTP included, goes through the pipeline's phases.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,13 +23,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
-use super::{lean, Gateway, Shared};
+use super::{Gateway, Shared};
 use crate::metrics;
 use crate::upstream::ResolveError;
 
@@ -160,12 +166,10 @@ impl Drop for ActiveGuard {
 }
 
 /// The key of a connection in [`Connections`]: the socket cookie, unique for the life of
-/// the kernel; a process-local counter stands in where the kernel has none.
+/// the kernel (Linux 4.13 and later).
 pub fn connection_key(digest: Option<&pingora::protocols::SocketDigest>) -> Option<u64> {
     digest.and_then(|d| d.socket_cookie().ok())
 }
-
-static FALLBACK_KEYS: AtomicU64 = AtomicU64::new(1 << 63);
 
 /// Which kind of listener a [`Front`] serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,11 +185,13 @@ pub struct Front {
     pub listener: Listener,
 }
 
-/// Largest request head read before giving up on a CONNECT; longer heads of other
-/// requests are left to the pipeline.
+/// Largest CONNECT request head read before giving up on it.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
-/// Bytes read from a client at a time while waiting for a request head.
+/// Room for the first read of an explicit-proxy connection.
 const READ_CHUNK: usize = 4096;
+/// How long an HTTP/1 connection may wait for its next request between reads
+/// (Pingora's default); the request head's own deadline is usually shorter.
+const KEEPALIVE_SECONDS: u64 = 60;
 
 #[async_trait]
 impl ServerApp for Front {
@@ -199,8 +205,12 @@ impl ServerApp for Front {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
         let client = client?;
-        let key = connection_key(stream.get_socket_digest().as_deref())
-            .unwrap_or_else(|| FALLBACK_KEYS.fetch_add(1, Ordering::Relaxed));
+        // The pipeline finds what the front door learnt of a connection (CONNECT target,
+        // SNI, listener) by this key: without it no request could be routed.
+        let Some(key) = connection_key(stream.get_socket_digest().as_deref()) else {
+            tracing::error!(client = %client, "closed: the kernel gives no socket cookie to key the connection by");
+            return None;
+        };
         let mut l4 = match stream.into_any().downcast::<L4Stream>() {
             Ok(l4) => l4,
             Err(_) => return None,
@@ -218,117 +228,83 @@ impl ServerApp for Front {
                     .shared
                     .connections
                     .register(key, ConnInfo::new(ConnMode::TransparentHttp, client));
-                self.serve_plain(l4, &conn.info, shutdown, false).await;
+                self.run_pipeline(l4, &conn.info, shutdown, Instant::now())
+                    .await;
             }
             Listener::TransparentTls => self.serve_transparent_tls(l4, client, key, shutdown).await,
         }
         None
     }
+
+    /// Runs once the listeners have stopped: connections waiting inside the pipeline for
+    /// a next request close now rather than at the end of the grace period.
+    async fn cleanup(&self) {
+        ServerApp::cleanup(&*self.http).await;
+    }
 }
 
 impl Front {
-    /// Serve requests on one connection through the HTTP pipeline until it closes.
-    async fn run_pipeline(&self, stream: Stream, conn: &ConnInfo, shutdown: &ShutdownWatch) {
-        let mut stream = stream;
-        loop {
-            let started = tokio::time::Instant::now();
-            match self.pipeline_once(stream, conn, shutdown, started).await {
-                Some(next) => stream = next,
-                None => return,
-            }
-        }
-    }
-
-    /// Serve plain HTTP/1 requests on a connection. Each request head is read here:
-    /// bodiless requests the rules let through unchanged take the [`lean`] path, all
-    /// others go through the pipeline. On the explicit listener a `CONNECT` ends this: the
-    /// stream is returned with the bytes read of it.
-    async fn serve_plain(
-        &self,
-        mut l4: Box<L4Stream>,
-        conn: &Arc<ConnInfo>,
-        shutdown: &ShutdownWatch,
-        explicit: bool,
-    ) -> Option<(Box<L4Stream>, Vec<u8>)> {
-        let mut watch = shutdown.clone();
-        // The gateway stopping ends a wait for a next request. One wait on the shutdown
-        // signal serves the whole connection: it is registered once, not once per request.
-        let mut stopping = std::pin::pin!(watch.changed());
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        let mut scratch = lean::Scratch::default();
-        let mut head_timer = lean::Deadline::default();
-        // When the lean path answered the last request: the wait for the next began then.
-        let mut answered = None;
-        loop {
-            let started = answered.take().unwrap_or_else(tokio::time::Instant::now);
-            let deadline = started + self.header_timeout();
-            let end = loop {
-                if explicit && buf.len() >= 8 && buf.starts_with(b"CONNECT ") {
-                    return Some((l4, buf));
-                }
-                match head_end(&buf) {
-                    Ok(Some(end)) => break Some(end),
-                    // The pipeline reads (and judges) bare LF line ends and long heads.
-                    Err(()) => break None,
-                    Ok(None) if buf.len() > MAX_CONNECT_HEAD => break None,
-                    Ok(None) => {}
-                }
-                if buf.is_empty() && *shutdown.borrow() {
-                    return None;
-                }
-                buf.reserve(READ_CHUNK);
-                let read = head_timer.within(deadline, async {
-                    tokio::select! {
-                        biased;
-                        read = l4.read_buf(&mut buf) => Some(read),
-                        _ = stopping.as_mut(), if buf.is_empty() => None,
-                    }
-                });
-                match read.await {
-                    Some(Some(Ok(n))) if n > 0 => {}
-                    Some(_) => return None, // closed, failed, or the gateway is stopping
-                    None => {
-                        head_timed_out(conn, started);
-                        return None;
-                    }
-                }
-            };
-            if let Some(end) = end.filter(|_| self.shared.config.proxy.fast_path) {
-                match lean::serve(&self.shared, &mut l4, conn, &buf[..end], &mut scratch).await {
-                    lean::Outcome::KeepAlive(at) => {
-                        answered = Some(at);
-                        buf.drain(..end);
-                        continue;
-                    }
-                    lean::Outcome::Close => return None,
-                    lean::Outcome::Declined => {}
-                }
-            }
-            l4.rewind(&buf);
-            buf.clear();
-            let next = self.pipeline_once(l4, conn, shutdown, started).await?;
-            l4 = next.into_any().downcast::<L4Stream>().ok()?;
-        }
-    }
-
-    /// One turn of the pipeline (one HTTP/1 request, or a whole HTTP/2 connection). A
-    /// client that has not completed a request head within `proxy.header_timeout_seconds`
-    /// is cut off (slowloris). Once the head is in, the request takes the time it needs as
-    /// long as its body keeps coming: each `proxy.body_timeout_seconds` window while a
-    /// body is being received must bring `proxy.body_min_bytes`, or the connection is cut
-    /// (a window in which a new body started is not judged). Waiting on the site is never
-    /// held against the client.
+    /// Serve HTTP requests on one connection through the pipeline until it ends; `started`
+    /// is when the wait for its first request head began.
     ///
-    /// `started` is when the wait for this request's head began.
-    async fn pipeline_once(
+    /// HTTP/2 (chosen by ALPN) is Pingora's from start to end. HTTP/1 is served here one
+    /// request per turn, as Pingora's own connection loop would (keep-alive, pipelined
+    /// requests answered in order, no reuse once the gateway stops), so that every request
+    /// head, not only the first, is held to `proxy.header_timeout_seconds`.
+    async fn run_pipeline(
         &self,
         stream: Stream,
         conn: &ConnInfo,
         shutdown: &ShutdownWatch,
-        started: tokio::time::Instant,
-    ) -> Option<Stream> {
+        started: Instant,
+    ) {
+        if stream.selected_alpn_proto() == Some(ALPN::H2) {
+            let whole = ServerApp::process_new(&self.http, stream, shutdown);
+            self.turn(whole, conn, started).await;
+            return;
+        }
+        let mut session = ServerSession::new_http1(stream);
+        // Pingora's defaults for a new connection; later turns carry the previous one's.
+        session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_SECONDS));
+        session.set_keepalive_reuses_remaining(
+            self.http
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
+        session.set_pipelining_enabled(true);
+        let mut started = started;
+        loop {
+            let one = self.http.process_new_http(session, shutdown);
+            let Some(Some(reused)) = self.turn(one, conn, started).await else {
+                return;
+            };
+            // The wait for the next request head starts when this answer has been sent.
+            started = Instant::now();
+            let (stream, settings) = reused.consume();
+            session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                // Keep-alive, reuse count, and the bytes of a pipelined next request.
+                settings.apply_to_session(&mut session);
+            }
+        }
+    }
+
+    /// One turn of the pipeline: one HTTP/1 request, or a whole HTTP/2 connection. A
+    /// client that has not completed a request head within `proxy.header_timeout_seconds`
+    /// of `started` (when the wait for it began) is cut off (slowloris). Once the head is
+    /// in, the request takes the time it needs as long as its body keeps coming: each
+    /// `proxy.body_timeout_seconds` window while a body is being received must bring
+    /// `proxy.body_min_bytes`, or the connection is cut (a window in which a new body
+    /// started is not judged). Waiting on the site is never held against the client.
+    ///
+    /// `None` when the connection was cut (dropping the turn closes it).
+    async fn turn<T>(
+        &self,
+        turn: impl Future<Output = T>,
+        conn: &ConnInfo,
+        started: Instant,
+    ) -> Option<T> {
         let before = conn.heads.load(Ordering::Acquire);
-        let turn = ServerApp::process_new(&self.http, stream, shutdown);
         tokio::pin!(turn);
         let proxy = &self.shared.config.proxy;
         let window = Duration::from_secs(proxy.body_timeout_seconds.max(1));
@@ -341,13 +317,12 @@ impl Front {
         tokio::pin!(timer);
         loop {
             tokio::select! {
-                next = &mut turn => return next,
+                done = &mut turn => return Some(done),
                 () = &mut timer => {
-                    let now = tokio::time::Instant::now();
+                    let now = Instant::now();
                     if head_deadline.is_some_and(|d| now >= d) {
                         if conn.heads.load(Ordering::Acquire) == before {
-                            // Dropping the turn closes the connection.
-                            head_timed_out(conn, started);
+                            head_timed_out(conn.client, started);
                             return None;
                         }
                         head_deadline = None;
@@ -375,23 +350,54 @@ impl Front {
         Duration::from_secs(self.shared.config.proxy.header_timeout_seconds.max(1))
     }
 
+    /// A connection to the explicit proxy: its first bytes tell a CONNECT from a plain
+    /// request (absolute-form), which goes to the pipeline with those bytes put back. The
+    /// connection then stays HTTP: a later CONNECT on it is refused by Pingora (405), as
+    /// the pipeline may already hold it among pipelined bytes. Clients open a connection
+    /// per tunnel.
     async fn serve_explicit(
         &self,
-        l4: Box<L4Stream>,
+        mut l4: Box<L4Stream>,
         client: SocketAddr,
         key: u64,
         shutdown: &ShutdownWatch,
     ) {
-        let conn = self
-            .shared
-            .connections
-            .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
-        let Some((mut l4, mut head)) = self.serve_plain(l4, &conn.info, shutdown, true).await
-        else {
+        let started = Instant::now();
+        let deadline = started + self.header_timeout();
+        let mut head = Vec::with_capacity(READ_CHUNK);
+        let mut stopping = shutdown.clone();
+        if *stopping.borrow_and_update() {
             return;
-        };
-        drop(conn);
-        let read = tokio::time::timeout(self.header_timeout(), read_head(&mut l4, &mut head)).await;
+        }
+        // Enough to tell: eight bytes, or a first line shorter than "CONNECT ".
+        while head.len() < 8 && !head.contains(&b'\n') {
+            let read = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    biased;
+                    read = l4.read_buf(&mut head) => Some(read),
+                    // The gateway stopping ends the wait for a first request.
+                    _ = stopping.changed(), if head.is_empty() => None,
+                }
+            });
+            match read.await {
+                Ok(Some(Ok(n))) if n > 0 => {}
+                Ok(_) => return, // closed, failed, or the gateway is stopping
+                Err(_) => {
+                    head_timed_out(client, started);
+                    return;
+                }
+            }
+        }
+        if !head.starts_with(b"CONNECT ") {
+            l4.rewind(&head);
+            let conn = self
+                .shared
+                .connections
+                .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
+            self.run_pipeline(l4, &conn.info, shutdown, started).await;
+            return;
+        }
+        let read = tokio::time::timeout_at(deadline, read_head(&mut l4, &mut head)).await;
         let end = match read {
             Ok(Ok(Head::Complete(end))) => end,
             Ok(Ok(Head::TooLarge)) => {
@@ -404,7 +410,11 @@ impl Front {
                 let _ = respond_plain(&mut l4, 400, reason).await;
                 return;
             }
-            _ => return,
+            Ok(Err(_)) => return,
+            Err(_) => {
+                head_timed_out(client, started);
+                return;
+            }
         };
         let leftover = head.split_off(end);
         if !leftover.is_empty() {
@@ -480,7 +490,8 @@ impl Front {
             key,
             ConnInfo::new(ConnMode::Intercepted { host, port }, client),
         );
-        self.run_pipeline(Box::new(tls), &conn.info, shutdown).await;
+        self.run_pipeline(Box::new(tls), &conn.info, shutdown, Instant::now())
+            .await;
     }
 
     /// A blind tunnel: never decrypted, bytes copied both ways, unless the client's own
@@ -662,12 +673,12 @@ fn head_end(buf: &[u8]) -> Result<Option<usize>, ()> {
 }
 
 /// A client took longer than `proxy.header_timeout_seconds` to send a request head.
-fn head_timed_out(conn: &ConnInfo, started: tokio::time::Instant) {
+fn head_timed_out(client: SocketAddr, started: Instant) {
     metrics::CLIENT_TIMEOUTS_TOTAL
         .with_label_values(&["head"])
         .inc();
     tracing::info!(
-        client = %conn.client,
+        client = %client,
         waited_ms = started.elapsed().as_millis() as u64,
         "closed: request head not complete within proxy.header_timeout_seconds"
     );

@@ -4,7 +4,7 @@
 //!
 //! | phase | what permeable does |
 //! |---|---|
-//! | [`front`] (before HTTP) | client allow-list; CONNECT → intercept or blind tunnel; transparent SNI; plain bodiless requests the rules let through unchanged → [`lean`] (which does the same checks and records the same way, without the phases below) |
+//! | [`front`] (before HTTP) | client allow-list; CONNECT → intercept or blind tunnel; transparent SNI; every other connection, plain HTTP included, → the phases below, one HTTP/1 request per turn, with a deadline for each request head and a floor of progress for each body |
 //! | `request_filter` | target (CONNECT target, absolute-form URL or Host) and its checks; identity and group; **classify** (site, activity); buffer the body when it is inspected and small enough to decide before the upstream is contacted; **decide**; answer block/coach pages at once |
 //! | `upstream_peer` | resolve the target asynchronously (overrides, private ranges refused), TLS to the real site with verification |
 //! | `upstream_request_filter` | rewrite absolute-form targets, strip identity and proxy headers, fix Content-Length after redaction |
@@ -16,7 +16,6 @@
 //! becomes a response only here, at the edge, through [`crate::pages`].
 
 pub mod front;
-pub mod lean;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -191,13 +190,9 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn new() -> RequestCtx {
-        RequestCtx::started_at(Instant::now())
-    }
-    /// A context for a request whose handling began at `started`.
-    fn started_at(started: Instant) -> RequestCtx {
         RequestCtx {
             id: RequestId::new(),
-            started,
+            started: Instant::now(),
             conn: None,
             body_open: false,
             target: None,
@@ -223,9 +218,9 @@ impl RequestCtx {
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.conn.as_ref().map(|c| canonical_ip(c.client.ip()))
     }
-    /// The time from the request's start to `ended`.
-    pub fn elapsed_at(&self, ended: Instant) -> Duration {
-        ended.saturating_duration_since(self.started)
+    /// The time since the request's start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
     pub fn inspection_time(&self) -> Duration {
         self.inspection

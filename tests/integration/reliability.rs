@@ -655,16 +655,66 @@ async fn truncated_body_is_never_delivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bytes_beyond_the_declared_length_are_not_a_second_request() {
+async fn bytes_beyond_the_declared_length_are_read_as_the_next_request() {
+    // Never as part of the body: the site gets exactly the declared body, and what follows
+    // is a request of its own, decided by the rules like any other (pipelining), or
+    // refused when it is not one.
     let (_ca, x, gw) = x_setup().await;
     let body = tweet("hello");
+    let post = |after: &str| {
+        format!(
+            "POST {TWEET_PATH} HTTP/1.1\r\nHost: x.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}{after}",
+            body.len()
+        )
+    };
+    let first_is_the_declared_body = |what: &str| {
+        let got = x.received.lock();
+        assert_eq!(got[0].method, "POST", "{what}");
+        assert_eq!(
+            got[0].body,
+            body.as_bytes(),
+            "{what}: the declared body, exactly"
+        );
+    };
+
+    // A request line with an unusual method: a request, relayed as one, with no body.
     let mut tls = tunnel(&gw, "x.com").await;
-    let bytes = format!(
-        "POST {TWEET_PATH} HTTP/1.1\r\nHost: x.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}{}",
-        body.len(),
-        "GARBAGE-AFTER-THE-BODY /x HTTP/1.1\r\nHost: x.com\r\n\r\n"
+    tls.write_all(post("GARBAGE-AFTER-THE-BODY /x HTTP/1.1\r\nHost: x.com\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answers = read_responses(&mut tls, 2).await;
+    let (first, second) = (&answers[0], &answers[1]);
+    assert_eq!(status(first), 200, "{first}");
+    assert_eq!(status(second), 200, "{second}");
+    assert_eq!(x.count(), 2);
+    first_is_the_declared_body("an extension method");
+    let next = x.last().unwrap();
+    assert_eq!(
+        (next.method.as_str(), next.path.as_str(), next.body_len),
+        ("GARBAGE-AFTER-THE-BODY", "/x", 0)
     );
-    let (answer, closed) = send_and_read(&mut tls, bytes.as_bytes()).await;
+
+    // A post carrying a secret right behind an allowed one: blocked, never sent.
+    x.received.lock().clear();
+    let secret = tweet(&format!("key {SECRET}"));
+    let mut tls = tunnel(&gw, "x.com").await;
+    let pipelined = format!(
+        "POST {TWEET_PATH} HTTP/1.1\r\nHost: x.com\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{secret}",
+        secret.len()
+    );
+    tls.write_all(post(&pipelined).as_bytes()).await.unwrap();
+    let answers = read_responses(&mut tls, 2).await;
+    let (first, second) = (&answers[0], &answers[1]);
+    assert_eq!(status(first), 200, "{first}");
+    assert_eq!(status(second), 403, "{second}");
+    assert!(second.contains("x-permeable-action: block"), "{second}");
+    assert_eq!(x.count(), 1, "the blocked post never reached the site");
+    first_is_the_declared_body("a pipelined secret");
+
+    // Bytes that are no request at all: 400, and nothing more reaches the site.
+    x.received.lock().clear();
+    let mut tls = tunnel(&gw, "x.com").await;
+    let (answer, closed) = send_and_read(&mut tls, post("GARBAGE\r\n\r\n").as_bytes()).await;
     assert_eq!(status(&answer), 200, "{answer}");
     let second = answer
         .match_indices("HTTP/1.1 ")
@@ -676,7 +726,7 @@ async fn bytes_beyond_the_declared_length_are_not_a_second_request() {
     );
     assert!(closed);
     assert_eq!(x.count(), 1, "the site got exactly one request");
-    assert_eq!(x.last().unwrap().body, body.as_bytes());
+    first_is_the_declared_body("bytes that are no request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1971,6 +2021,24 @@ async fn slow_headers_inside_a_tunnel_are_timed_out() {
     .await;
     assert!(cut, "a slow head inside a tunnel was not cut off");
     assert_eq!(x.count(), 0);
+
+    // A kept-alive tunnel: the next head gets its own deadline, from the previous answer.
+    let mut tls = tunnel(&gw, "x.com").await;
+    tls.write_all(b"GET /first HTTP/1.1\r\nHost: x.com\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_one_response(&mut tls).await;
+    assert_eq!(status(&head), 200, "{head}");
+    let cut = trickle(
+        &mut tls,
+        b"GET /second HTTP/1.1\r\nHost: x.com\r\n",
+        b"X",
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(cut, "a slow second head inside a tunnel was not cut off");
+    assert_eq!(x.count(), 1, "only the first request reached the site");
 }
 
 /// Sends `head`, then `chunk` every `every` until the gateway cuts the connection
@@ -2204,10 +2272,17 @@ async fn two_thousand_idle_keep_alive_connections_and_steady_traffic() {
 }
 
 /// Read one response with a Content-Length body; returns its head.
-async fn read_one_response(s: &mut TcpStream) -> String {
+async fn read_one_response<S: AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut heads = read_responses(s, 1).await;
+    heads.remove(0)
+}
+
+/// Read `n` responses with Content-Length bodies (sent back to back); returns their heads.
+async fn read_responses<S: AsyncRead + Unpin>(s: &mut S, n: usize) -> Vec<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    loop {
+    let mut heads = Vec::new();
+    while heads.len() < n {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             let len: usize = head
@@ -2218,21 +2293,18 @@ async fn read_one_response(s: &mut TcpStream) -> String {
                         .then(|| v.trim().parse().ok())?
                 })
                 .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                assert!(n > 0, "closed mid-body");
-                buf.extend_from_slice(&chunk[..n]);
+            if buf.len() >= end + 4 + len {
+                buf.drain(..end + 4 + len);
+                heads.push(head);
+                continue;
             }
-            return head;
         }
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+        let got = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
             .await
             .unwrap()
             .unwrap();
-        assert!(n > 0, "closed before an answer");
-        buf.extend_from_slice(&chunk[..n]);
+        assert!(got > 0, "closed before {n} answers");
+        buf.extend_from_slice(&chunk[..got]);
     }
+    heads
 }
