@@ -92,9 +92,36 @@ pub struct ProxyConfig {
     /// bring at least `body_min_bytes`, or the connection is closed.
     pub body_timeout_seconds: u64,
     pub body_min_bytes: u64,
-    /// Relay plain HTTP/1.1 requests without a body that the rules let through
-    /// unchanged on the gateway's own lean path instead of the full pipeline.
-    pub fast_path: bool,
+    /// `proxy.fast_path` is gone: plain HTTP always goes through the pipeline.
+    #[serde(rename = "fast_path")]
+    removed_fast_path: RemovedFastPath,
+}
+
+/// What a file that still sets `proxy.fast_path` is told.
+const FAST_PATH_REMOVED: &str = "removed: plain HTTP always goes through the pipeline \
+     (there is no separate fast path any more); delete this key";
+
+/// The removed `proxy.fast_path`: whatever value a file gives it is refused with the
+/// reason, located where the value starts (an unknown-key error would not say why).
+#[derive(Debug, Clone, Default)]
+struct RemovedFastPath;
+
+impl<'de> Deserialize<'de> for RemovedFastPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Refused from inside the value's own visit, so that the parser locates it.
+        struct Refuse;
+        impl<'de> serde::de::Visitor<'de> for Refuse {
+            type Value = RemovedFastPath;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(FAST_PATH_REMOVED)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(E::custom(FAST_PATH_REMOVED))
+            }
+        }
+        // Any other kind of value: "invalid type: …, expected <the reason>".
+        d.deserialize_any(Refuse)
+    }
 }
 
 impl Default for ProxyConfig {
@@ -107,7 +134,7 @@ impl Default for ProxyConfig {
             header_timeout_seconds: 60,
             body_timeout_seconds: 30,
             body_min_bytes: 1024,
-            fast_path: true,
+            removed_fast_path: RemovedFastPath,
         }
     }
 }
@@ -497,6 +524,32 @@ mod tests {
         assert!(
             err.starts_with("c.yaml:3:3: ") && err.contains("unknown field `lisen`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn removed_fast_path_is_located_and_explained() {
+        for (text, at) in [
+            (
+                "proxy:\n  listen: [\"127.0.0.1:1\"]\n  fast_path: true\n",
+                "c.yaml:3:14: ",
+            ),
+            ("proxy: { fast_path: false }\n", "c.yaml:1:21: "),
+            ("proxy:\n  fast_path: yes please\n", "c.yaml:2:14: "),
+        ] {
+            let err = Config::parse(Path::new("c.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(at)
+                    && err.contains("proxy.fast_path: ")
+                    && err.contains("removed: plain HTTP always goes through the pipeline"),
+                "{text:?}: {err}"
+            );
+        }
+        // Without it, the same file is fine.
+        assert!(
+            Config::parse(Path::new("c.yaml"), "proxy:\n  listen: [\"127.0.0.1:1\"]\n").is_ok()
         );
     }
 
