@@ -390,6 +390,8 @@ impl Front {
         }
         if !head.starts_with(b"CONNECT ") {
             l4.rewind(&head);
+            // (Not held while the connection lives: idle connections are many.)
+            drop(head);
             let conn = self
                 .shared
                 .connections
