@@ -837,7 +837,7 @@ async fn five_thousand_idle_connections_stay_cheap_and_served() {
     // An idle connection here waits inside Pingora's pipeline for its next request: the
     // explicit listener's 64 KiB read buffer (resident once Pingora's session has read
     // through it), the session, its head buffer and request future (~15 KiB in a debug
-    // build), the front door's task; 88-95 KiB measured in debug builds (about 40 when a
+    // build), the front door's task; 86-96 KiB measured in debug builds (about 40 when a
     // separate relay served plain requests; 41.5 without the read buffer).
     assert!(per_conn < 112.0, "{per_conn:.1} KiB per idle connection");
     drop(conns);
