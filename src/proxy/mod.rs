@@ -274,9 +274,9 @@ fn link_domains(body: &[u8]) -> Vec<String> {
     out
 }
 
-/// A request id: 16 hex digits from the thread's CSPRNG (seeded once per thread), so that
-/// naming a request costs no system call (a v4 UUID asked the kernel for every request).
-/// A request's id: a random number, shown as 16 hex digits (formatted only when shown).
+/// A request's id: a random number from the thread's CSPRNG (seeded once per thread, so
+/// that naming a request costs no system call), shown as 16 hex digits, formatted only
+/// when shown.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RequestId(u64);
 

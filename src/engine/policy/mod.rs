@@ -7,8 +7,10 @@
 //! - [`compile`]: schema → runtime types (regexes, automata), collecting *all* errors;
 //! - [`evaluate`]: decode → detect → match rules → strictest enforced action → redact.
 //!
-//! A `Policy` holds no locks and no interior mutability: it is built once, shared in an
-//! `Arc` across threads and replaced as a whole on reload.
+//! A `Policy` is built once, shared in an `Arc` across threads and replaced as a whole on
+//! reload; its rules never change. Its one interior state is the cache of decisions on
+//! requests without a body ([`Policy::decide_untraced`]), behind a read-write lock that a
+//! request holds only to look a decision up or to add one.
 
 pub mod compile;
 pub mod evaluate;
