@@ -73,10 +73,16 @@ impl Admin {
                         StatusCode::OK,
                         serde_json::json!({"status": "reloaded", "version": version}),
                     ),
-                    Err(errors) => json(
+                    Err(crate::reload::ReloadError::Rules(errors)) => json(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        serde_json::json!({"status": "rejected", "errors": errors.lines().collect::<Vec<_>>(),
-                            "running_version": self.reloader.shared.policy.load().version()}),
+                        serde_json::json!({"status": "rejected",
+                            "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                            "running_version": self.reloader.policy.load().version()}),
+                    ),
+                    Err(e) => json(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        serde_json::json!({"status": "failed", "errors": [e.to_string()],
+                            "running_version": self.reloader.policy.load().version()}),
                     ),
                 }
             }
@@ -94,7 +100,7 @@ impl Admin {
             "ready": ready,
             "rules": {
                 "source": self.reloader.source.describe(),
-                "version": self.reloader.shared.policy.load().version(),
+                "version": self.reloader.policy.load().version(),
                 "last_reload_error": last_error,
             }
         });

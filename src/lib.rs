@@ -15,7 +15,6 @@ pub mod metrics;
 pub mod pac;
 pub mod pages;
 pub mod proxy;
-pub mod record;
 pub mod reload;
 pub mod rules_cli;
 pub mod server;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::engine::policy::{EngineOptions, Policy, RuleErrors};
 use crate::metrics;
-use crate::proxy::Shared;
 
 /// Where the rules come from.
 #[derive(Debug, Clone)]
@@ -49,9 +49,19 @@ pub fn builtin_rule_files() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// Why a reload did not happen: the rules do not compile, or compiling them failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Rules(RuleErrors),
+    #[error("reload task failed: {0}")]
+    Task(String),
+}
+
 /// Compiles and swaps rule sets; remembers the last failure for `/readyz`.
 pub struct Reloader {
-    pub shared: Arc<Shared>,
+    /// The live rule set, shared with the proxy.
+    pub policy: Arc<ArcSwap<Policy>>,
     pub source: RulesSource,
     pub opts: EngineOptions,
     pub last_error: Mutex<Option<String>>,
@@ -59,9 +69,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>, source: RulesSource, opts: EngineOptions) -> Reloader {
+    pub fn new(policy: Arc<ArcSwap<Policy>>, source: RulesSource, opts: EngineOptions) -> Reloader {
         Reloader {
-            shared,
+            policy,
             source,
             opts,
             last_error: Mutex::new(None),
@@ -70,18 +80,18 @@ impl Reloader {
     }
 
     /// Compile the rules again and swap them in. Returns the new version, or the errors.
-    pub async fn reload(&self, why: &str) -> Result<String, String> {
+    pub async fn reload(&self, why: &str) -> Result<String, ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
         let source = self.source.clone();
         let opts = self.opts.clone();
         let compiled = tokio::task::spawn_blocking(move || source.load(&opts))
             .await
-            .map_err(|e| format!("reload task failed: {e}"))?;
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
         match compiled {
             Ok(policy) => {
                 let version = policy.version().to_string();
-                let previous = self.shared.policy.load().version().to_string();
-                self.shared.policy.store(Arc::new(policy));
+                let previous = self.policy.load().version().to_string();
+                self.policy.store(Arc::new(policy));
                 metrics::record_reload_success(&version);
                 *self.last_error.lock() = None;
                 tracing::info!(trigger = why, from = %previous, to = %version, "rules reloaded");
@@ -91,8 +101,8 @@ impl Reloader {
                 metrics::record_reload_failure();
                 let text = errors.to_string();
                 tracing::error!(trigger = why, errors = %text, "rules rejected; the running rules stay");
-                *self.last_error.lock() = Some(text.clone());
-                Err(text)
+                *self.last_error.lock() = Some(text);
+                Err(ReloadError::Rules(errors))
             }
         }
     }

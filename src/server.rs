@@ -220,10 +220,10 @@ pub fn prepare(
         audit,
         groups: metrics::GroupAnonymizer::new(config.analytics.min_group_clients),
         shared_domains: metrics::SharedDomains::new(config.analytics.shared_domains),
-        policy: ArcSwap::from_pointee(policy),
+        policy: Arc::new(ArcSwap::from_pointee(policy)),
         config,
     });
-    let reloader = Arc::new(Reloader::new(shared.clone(), source.clone(), opts));
+    let reloader = Arc::new(Reloader::new(shared.policy.clone(), source.clone(), opts));
 
     if !shared.config.work_stealing && NO_STEAL_BUILT.swap(true, Ordering::AcqRel) {
         return Err(StartError(NO_STEAL_AGAIN.to_string()));

@@ -16,6 +16,7 @@
 //! becomes a response only here, at the edge, through [`crate::pages`].
 
 pub mod front;
+pub mod record;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -45,7 +46,7 @@ const PREREAD_LIMIT: usize = 64 * 1024;
 /// State shared by every connection and request; the policy is swapped atomically on reload.
 pub struct Shared {
     pub config: Config,
-    pub policy: ArcSwap<Policy>,
+    pub policy: Arc<ArcSwap<Policy>>,
     pub resolver: Resolver,
     pub tls: Arc<rustls::ServerConfig>,
     pub connections: Arc<Connections>,
@@ -729,7 +730,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.body_progress(0, true);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        crate::record::record_request(&self.shared, ctx, session.body_bytes_sent() as u64, status);
+        record::record_request(&self.shared, ctx, session.body_bytes_sent() as u64, status);
     }
 }
 

@@ -112,9 +112,9 @@ fn counted<'f>(c: &'f Condition, f: &'f Facts<'_>) -> impl Iterator<Item = &'f F
 
 /// Whether `c` holds; on `false`, why not. The reasons are written only when `explain`
 /// (for the trace): a decision on the proxy path does not pay for them.
-fn condition_holds(c: &Condition, f: &Facts<'_>, explain: bool) -> Result<String, String> {
-    let say = |text: &dyn Fn() -> String| if explain { text() } else { String::new() };
-    let mut why = Vec::new();
+fn condition_holds(c: &Condition, f: &Facts<'_>, explain: bool) -> Result<Why, Why> {
+    let say = |text: &dyn Fn() -> String| Why(if explain { text() } else { String::new() });
+    let mut why: Vec<Why> = Vec::new();
     if let Some(sites) = &c.sites {
         if !sites.iter().any(|s| s == f.site) {
             return Err(say(&|| format!("site {} not in {:?}", f.site, sites)));
@@ -180,23 +180,36 @@ fn condition_holds(c: &Condition, f: &Facts<'_>, explain: bool) -> Result<String
         }
     }
     if !explain {
-        return Ok(String::new());
+        return Ok(Why(String::new()));
     }
     if why.is_empty() {
-        why.push("no conditions".into());
+        return Ok(Why("no conditions".into()));
     }
-    Ok(why.join(", "))
+    Ok(Why(why
+        .iter()
+        .map(|w| w.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")))
 }
 
-fn rule_matches(rule: &Rule, f: &Facts<'_>, explain: bool) -> Result<String, String> {
+/// Why a condition holds or not, in words (written only for a trace).
+struct Why(String);
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn rule_matches(rule: &Rule, f: &Facts<'_>, explain: bool) -> Result<Why, Why> {
     let why = condition_holds(&rule.when, f, explain)?;
     if let Some(u) = &rule.unless {
         if let Ok(exc) = condition_holds(u, f, explain) {
-            return Err(if explain {
+            return Err(Why(if explain {
                 format!("exception applies (unless: {exc})")
             } else {
                 String::new()
-            });
+            }));
         }
     }
     Ok(why)
@@ -819,7 +832,7 @@ pub fn decide(
     // Redaction.
     if decision.action == Action::Redact {
         let rewrite = if let Some(u) = &uninspectable {
-            Err(format!("the body was not inspectable: {u}"))
+            Err(Unredactable::Uninspectable(u.to_string()))
         } else {
             redact_request(
                 policy,
@@ -961,6 +974,19 @@ fn safety_net_fields(
     fields.push(decode::fields::raw_text("body (raw)", raw, &holes));
 }
 
+/// Why a redaction could not be made: the request is blocked instead.
+#[derive(Debug, thiserror::Error)]
+enum Unredactable {
+    #[error("the body was not inspectable: {0}")]
+    Uninspectable(String),
+    #[error("{0} is in a part of the request that can be read in more than one way and cannot be rewritten")]
+    Ambiguous(String),
+    #[error("the request has no body to rewrite")]
+    NoBody,
+    #[error(transparent)]
+    Rewrite(#[from] redact::RewriteError),
+}
+
 /// A redaction's result: the new body and the new request target, where they changed.
 #[derive(Default)]
 struct Rewrite {
@@ -977,7 +1003,7 @@ fn redact_request(
     fields: &[Field],
     matches: &[(usize, crate::engine::detect::Match)],
     redact_rules: &[&Rule],
-) -> Result<Rewrite, String> {
+) -> Result<Rewrite, Unredactable> {
     let wanted = |category: &str, detector: &str| {
         redact_rules.iter().any(|r| {
             let cat_ok = r
@@ -1015,10 +1041,7 @@ fn redact_request(
             continue;
         }
         if !field.rewritable {
-            return Err(format!(
-                "{} is in a part of the request that can be read in more than one way and cannot be rewritten",
-                field.name
-            ));
+            return Err(Unredactable::Ambiguous(field.name.clone()));
         }
         let (new_text, edits) = redact::redact_text(&field.text, &spans, &policy.opts.hash_key);
         let change = FieldChange {
@@ -1034,13 +1057,12 @@ fn redact_request(
     }
     let mut out = Rewrite::default();
     if !body_changes.is_empty() {
-        let decoded = decoded.ok_or("no body to rewrite")?;
-        out.body = Some(redact::rewrite_body(decoded, &body_changes).map_err(|e| e.to_string())?);
+        let decoded = decoded.ok_or(Unredactable::NoBody)?;
+        out.body = Some(redact::rewrite_body(decoded, &body_changes)?);
     }
     if !query_changes.is_empty() {
         let q = head.query().unwrap_or("");
-        let new_query =
-            redact::rewrite_query(q, query, &query_changes).map_err(|e| e.to_string())?;
+        let new_query = redact::rewrite_query(q, query, &query_changes)?;
         out.target = Some(format!("{}?{new_query}", head.path_only()));
     }
     Ok(out)

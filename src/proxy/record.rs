@@ -1,10 +1,10 @@
 //! What happens after every request, errors included: metrics and the audit event.
 //! Called from the pipeline's `logging` phase, the one place that sees every request.
 
+use super::{RequestCtx, Shared};
 use crate::audit::{AuditEvent, MatchedRule, ValueHash};
 use crate::engine::policy::{Action, UNCLASSIFIED};
 use crate::metrics;
-use crate::proxy::{RequestCtx, Shared};
 
 /// `response_body_bytes` and `status` are what the client was sent (status 0: nothing).
 pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u64, status: u16) {
