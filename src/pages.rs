@@ -3,8 +3,12 @@
 //!
 //! A page navigation (`Accept: text/html`, `Sec-Fetch-Mode: navigate`) gets a
 //! self-contained HTML page (no external assets); an API call gets JSON with the same
-//! facts and status 403, so a single-page app shows an error instead of hanging. Both name
-//! the rule in `X-Permeable-Action` / `X-Permeable-Rule`, and never the matched value.
+//! facts, so a single-page app shows an error instead of hanging. When the site file
+//! declares how the site's API reports an error (`refusal:`), the JSON takes that shape and
+//! status, so that the site's own clients and SDKs show the rule's message; otherwise it is
+//! the gateway's own JSON with status 403. Every answer names the rule in
+//! `X-Permeable-Action` / `X-Permeable-Rule` and carries `X-Permeable-Request-Id`, and never
+//! the matched value.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +19,7 @@ use pingora::proxy::Session;
 use sha2::Sha256;
 
 use crate::config::PagesConfig;
+use crate::engine::policy::refusal::{Refusal, RefusalFacts};
 use crate::engine::policy::{Action, Decision};
 
 const ACK_COOKIE: &str = "permeable_ack";
@@ -44,13 +49,15 @@ impl Pages {
         Pages { config, coach_key }
     }
 
-    /// The answer for a block or coach decision.
+    /// The answer for a block or coach decision; `refusal` is the site's error shape for
+    /// this endpoint, when its site file declares one.
     pub fn decision_response(
         &self,
         decision: &Decision,
         request_id: &str,
         host: &str,
         req: &RequestHeader,
+        refusal: Option<&Refusal>,
     ) -> Answer {
         let rule = decision.rule.clone().unwrap_or_else(|| "policy".into());
         let action = decision.action;
@@ -112,20 +119,37 @@ impl Pages {
                 body: Bytes::from(html),
             }
         } else {
-            let json = serde_json::json!({
-                "error": if action == Action::Coach { "coached" } else { "blocked" },
-                "action": action.as_str(),
-                "rule": rule,
-                "message": message,
-                "categories": categories,
-                "request_id": request_id,
-                "policy_url": self.config.policy_url,
-                "continue_url": coach_url,
-                "reason": decision.uninspectable_reason(),
-            });
+            let facts = RefusalFacts {
+                action: action.as_str(),
+                rule: &rule,
+                message: &message,
+                categories: &categories,
+                request_id,
+                site: decision.site.as_deref().unwrap_or(""),
+                policy_url: self.config.policy_url.as_deref(),
+                continue_url: coach_url.as_deref(),
+                reason: decision.uninspectable_reason(),
+            };
+            let (status, json) = match refusal {
+                Some(r) => (r.status, r.render(&facts)),
+                None => {
+                    let mut json = serde_json::Map::new();
+                    json.insert(
+                        "error".into(),
+                        if action == Action::Coach {
+                            "coached"
+                        } else {
+                            "blocked"
+                        }
+                        .into(),
+                    );
+                    json.extend(facts.gateway_fields());
+                    (403, serde_json::Value::Object(json))
+                }
+            };
             headers.push(("content-type".into(), "application/json".into()));
             Answer {
-                status: 403,
+                status,
                 headers,
                 body: Bytes::from(json.to_string()),
             }
@@ -735,6 +759,7 @@ mod tests {
             "abc123",
             "x.com",
             &req("/messages", &nav),
+            None,
         );
         let page = text(&area);
         assert!(page.contains("<h1>This page is blocked</h1>"), "{page}");
@@ -749,6 +774,7 @@ mod tests {
             "abc123",
             "x.com",
             &post,
+            None,
         ));
         assert!(page.contains("<h1>This post was blocked</h1>"), "{page}");
         assert!(
@@ -767,6 +793,7 @@ mod tests {
                     "abc123",
                     "x.com",
                     &api,
+                    None,
                 )
                 .body,
         )

@@ -765,12 +765,18 @@ impl Gateway {
             return Ok(false);
         };
         let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
-        let resp = self.shared.pages.decision_response(
-            decision,
-            &ctx.id.to_string(),
-            host,
-            session.req_header(),
-        );
+        let req = session.req_header();
+        // The site's own error shape for this endpoint, from the rule set that decided.
+        let refusal = ctx
+            .policy
+            .as_deref()
+            .zip(decision.site.as_deref())
+            .and_then(|(policy, site)| policy.site_by_id(site))
+            .and_then(|site| site.refusal_for(host, req.uri.path()));
+        let resp =
+            self.shared
+                .pages
+                .decision_response(decision, &ctx.id.to_string(), host, req, refusal);
         ctx.answered = Some(resp.status);
         pages::write(session, resp).await?;
         Ok(true)

@@ -22,6 +22,9 @@ struct Case {
     template: &'static str,
     /// How a space is written in this body.
     form: bool,
+    /// The status of a refusal, and where in its JSON the site's clients read the message
+    /// (the site file's `refusal:` shape; the gateway's own JSON for sites without one).
+    refusal: (u16, &'static str),
 }
 
 const CASES: &[Case] = &[
@@ -32,6 +35,7 @@ const CASES: &[Case] = &[
         content_type: "application/json",
         template: r#"{"variables": {"tweet_text": "{}", "dark_request": false, "media": {"media_entities": [], "possibly_sensitive": false}}, "features": {"tweetypie_unmention_optimization_enabled": true}, "queryId": "bDE2rBtZb3uyrczSZ_pI9g"}"#,
         form: false,
+        refusal: (403, "/errors/0/message"),
     },
     Case {
         site: "mastodon",
@@ -40,6 +44,7 @@ const CASES: &[Case] = &[
         content_type: "application/x-www-form-urlencoded",
         template: "status={}&visibility=public&language=en",
         form: true,
+        refusal: (403, "/error"),
     },
     Case {
         site: "bluesky",
@@ -48,6 +53,7 @@ const CASES: &[Case] = &[
         content_type: "application/json",
         template: r#"{"repo": "did:plc:ewvi7nxzyoun6zhxrhs64oiz", "collection": "app.bsky.feed.post", "record": {"$type": "app.bsky.feed.post", "text": "{}", "langs": ["en"], "createdAt": "2024-06-01T10:00:00.000Z"}}"#,
         form: false,
+        refusal: (400, "/message"),
     },
     Case {
         site: "reddit",
@@ -56,6 +62,7 @@ const CASES: &[Case] = &[
         content_type: "application/x-www-form-urlencoded",
         template: "thing_id=t3_1d5xk2q&text={}&api_type=json&return_rtjson=true",
         form: true,
+        refusal: (400, "/explanation"),
     },
     Case {
         site: "linkedin",
@@ -64,6 +71,7 @@ const CASES: &[Case] = &[
         content_type: "application/json",
         template: r#"{"visibleToConnectionsOnly": false, "externalAudienceProviders": [], "commentaryV2": {"text": "{}", "attributes": []}, "origin": "FEED", "allowedCommentersScope": "ALL", "postState": "PUBLISHED", "media": []}"#,
         form: false,
+        refusal: (403, "/message"),
     },
     Case {
         site: "facebook",
@@ -72,6 +80,7 @@ const CASES: &[Case] = &[
         content_type: "application/x-www-form-urlencoded",
         template: "av=100000000000001&__user=100000000000001&fb_dtsg=NAcN-fake-dtsg%3A17%3A1700000000&fb_api_caller_class=RelayModern&fb_api_req_friendly_name=ComposerStoryCreateMutation&variables=%7B%22input%22%3A+%7B%22composer_entry_point%22%3A+%22inline_composer%22%2C+%22source%22%3A+%22WWW%22%2C+%22message%22%3A+%7B%22ranges%22%3A+%5B%5D%2C+%22text%22%3A+%22{}%22%7D%2C+%22actor_id%22%3A+%22100000000000001%22%7D%7D&server_timestamps=true&doc_id=7711610262190099",
         form: true,
+        refusal: (403, "/message"),
     },
 ];
 
@@ -164,11 +173,25 @@ async fn each_site_post_is_classified_and_decided_end_to_end() {
 
         // An AWS key: blocked, nothing delivered.
         let before = site.count();
-        let resp = send(&gw, case, "new key AKIAIOSFODNN7EXAMPLE").await;
-        assert_eq!(resp.status(), 403, "{}: secret blocked", case.site);
+        let resp = send(&gw, case, "new key AKIAZ7QW4TRX6NBLM3PK").await;
+        assert_eq!(
+            resp.status(),
+            case.refusal.0,
+            "{}: secret blocked",
+            case.site
+        );
         assert_eq!(
             resp.headers().get("x-permeable-rule").unwrap(),
             "block-aws-access-key"
+        );
+        assert!(resp.headers().contains_key("x-permeable-request-id"));
+        let answer: serde_json::Value = resp.json().await.unwrap();
+        let message = answer.pointer(case.refusal.1).and_then(|m| m.as_str());
+        assert!(
+            message.is_some_and(|m| m.starts_with("Your message contains an AWS access key")),
+            "{}: the rule's message at {}: {answer}",
+            case.site,
+            case.refusal.1
         );
         assert_eq!(
             site.count(),

@@ -13,6 +13,7 @@ use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
 use super::locate::{Pos, PositionIndex, Seg};
+use super::refusal::{self, Refusal, PLACEHOLDERS, REFUSED_STATUSES};
 use super::schema::{self, ContentSpec, RedactionSpec};
 use super::{Action, EngineOptions, LocatedError, Mode, Policy, RuleErrors, Site, UNCLASSIFIED};
 use crate::engine::classify::{Activity, MAX_ACTIVITIES};
@@ -431,6 +432,12 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
             noise.push(field);
         }
     }
+    let refusals = compile_refusals(
+        doc,
+        spec.refusal.as_ref(),
+        spec.paths_case_sensitive,
+        errors,
+    );
     if errors.len() > before {
         return None;
     }
@@ -444,7 +451,155 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
         method_aliases,
         noise,
         noise_activities,
+        refusals,
     })
+}
+
+/// A site's `refusal:`: one entry or a list of them, each checked on its own.
+fn compile_refusals(
+    doc: &Doc<'_>,
+    value: Option<&Value>,
+    paths_case_sensitive: bool,
+    errors: &mut Vec<LocatedError>,
+) -> Vec<Refusal> {
+    let items: Vec<(Vec<Seg>, &Value)> = match value {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (vec![key("refusal"), Seg::Index(i)], v))
+            .collect(),
+        Some(v) => vec![(vec![key("refusal")], v)],
+    };
+    let mut refusals = Vec::new();
+    let mut catch_all: Option<Pos> = None;
+    for (base, item) in items {
+        let spec = match doc.typed::<schema::RefusalSpec>(item, &base) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let before = errors.len();
+        if let Some(first) = catch_all {
+            errors.push(doc.err(
+                &base,
+                format!(
+                    "never used: the refusal at line {} has no `host` or `path` and answers every request",
+                    first.line
+                ),
+            ));
+        }
+        if spec.host.is_none() && spec.path.is_none() {
+            catch_all.get_or_insert(doc.index.value(&base));
+        }
+        let host = spec
+            .host
+            .as_ref()
+            .and_then(|h| compile_regex_case(doc, &with(&base, key("host")), h, true, errors));
+        let path = spec.path.as_ref().and_then(|p| {
+            compile_regex_case(
+                doc,
+                &with(&base, key("path")),
+                p,
+                !paths_case_sensitive,
+                errors,
+            )
+        });
+        if !(400..=499).contains(&spec.status) {
+            errors.push(doc.err(
+                &with(&base, key("status")),
+                format!(
+                    "refusal status {} is not a 4xx: clients must read a refusal as final",
+                    spec.status
+                ),
+            ));
+        } else if let Some((_, why)) = REFUSED_STATUSES.iter().find(|(s, _)| *s == spec.status) {
+            errors.push(doc.err(
+                &with(&base, key("status")),
+                format!(
+                    "refusal status {} reads as something else: {why}; use 400, 403 or 422",
+                    spec.status
+                ),
+            ));
+        }
+        let body_path = with(&base, key("body"));
+        let body = match serde_json::to_value(&spec.body) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            Ok(_) => {
+                errors.push(doc.err(
+                    &body_path,
+                    "a refusal body must be a mapping (a JSON object)",
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(doc.err(&body_path, format!("not expressible as JSON: {e}")));
+                None
+            }
+        };
+        if let Some(body) = &body {
+            check_placeholders(
+                doc,
+                &body_path,
+                &serde_json::Value::Object(body.clone()),
+                errors,
+            );
+        }
+        if errors.len() > before {
+            continue;
+        }
+        if let Some(body) = body {
+            refusals.push(Refusal {
+                host,
+                path,
+                status: spec.status,
+                body,
+                gateway_fields: spec.gateway_fields,
+            });
+        }
+    }
+    refusals
+}
+
+/// Every `{name}` in the strings of a refusal body names a known placeholder.
+fn check_placeholders(
+    doc: &Doc<'_>,
+    path: &[Seg],
+    v: &serde_json::Value,
+    errors: &mut Vec<LocatedError>,
+) {
+    match v {
+        serde_json::Value::String(s) => {
+            for (_, _, name) in refusal::placeholders(s) {
+                if !PLACEHOLDERS.contains(&name) {
+                    errors.push(doc.err(
+                        path,
+                        format!(
+                            "unknown placeholder `{{{name}}}` (known: {})",
+                            PLACEHOLDERS
+                                .iter()
+                                .map(|p| format!("{{{p}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_placeholders(doc, &with(path, Seg::Index(i)), item, errors);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, item) in m {
+                check_placeholders(doc, &with(path, key(k)), item, errors);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One `content:` (or `noise:`) entry: exactly one selector.
@@ -1217,6 +1372,73 @@ mod tests {
                 "missing {e:?} in:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn refusal_shapes_are_checked_and_located() {
+        let site = format!(
+            "{SITE}refusal:\n  - path: '^/2/'\n    status: 429\n    body: {{ detail: \"{{message}}\" }}\n  - path: '^/(1\\.1'\n    body: {{ errors: [{{ message: \"{{mesage}}\" }}] }}\n  - body: [1]\n  - status: 500\n    body: {{ error: \"{{message}}\" }}\n  - body: {{ error: x }}\n    gateway_field: true\n"
+        );
+        let err = compile(
+            &[
+                file("sites/x.yaml", &site),
+                file("detectors/s.yaml", DETS),
+                file("policy.yaml", POLICY),
+            ],
+            &EngineOptions::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        let expect = [
+            "rules/sites/x.yaml:12:13: refusal status 429 reads as something else",
+            "rules/sites/x.yaml:14:11: invalid regex",
+            "rules/sites/x.yaml:15:33: unknown placeholder `{mesage}`",
+            "rules/sites/x.yaml:16:11: a refusal body must be a mapping",
+            "rules/sites/x.yaml:17:5: never used: the refusal at line 16",
+            "rules/sites/x.yaml:17:13: refusal status 500 is not a 4xx",
+            "rules/sites/x.yaml:20:5: unknown field `gateway_field`",
+        ];
+        for e in expect {
+            assert!(
+                text.lines().any(|l| l.starts_with(e)),
+                "missing {e:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_chosen_by_path_then_falls_back() {
+        let site = format!(
+            "{SITE}refusal:\n  - path: '^/2/'\n    body: {{ detail: \"{{message}}\" }}\n    gateway_fields: true\n  - status: 400\n    body: {{ error: Name, message: \"{{message}}\" }}\n"
+        );
+        let p = compile(
+            &[
+                file("sites/x.yaml", &site),
+                file("detectors/s.yaml", DETS),
+                file("policy.yaml", POLICY),
+            ],
+            &EngineOptions::default(),
+        )
+        .unwrap();
+        let x = p.site_by_id("x").unwrap();
+        let facts = refusal::RefusalFacts {
+            message: "m",
+            request_id: "id1",
+            ..Default::default()
+        };
+        let v2 = x.refusal_for("api.x.com", "/2/tweets").unwrap();
+        assert_eq!(v2.status, 403);
+        let body = v2.render(&facts);
+        assert_eq!(body["detail"], "m");
+        assert_eq!(body["request_id"], "id1");
+        let other = x
+            .refusal_for("x.com", "/i/api/graphql/a/CreateTweet")
+            .unwrap();
+        assert_eq!(other.status, 400);
+        assert_eq!(
+            other.render(&facts),
+            serde_json::json!({"error": "Name", "message": "m"})
+        );
     }
 
     #[test]

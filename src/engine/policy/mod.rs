@@ -15,6 +15,7 @@
 pub mod compile;
 pub mod evaluate;
 pub mod locate;
+pub mod refusal;
 pub mod schema;
 
 use std::fmt;
@@ -126,9 +127,17 @@ pub struct Site {
     /// Activities whose requests the safety net does not scan (logins carry credentials
     /// for the site itself).
     pub(crate) noise_activities: Vec<String>,
+    /// How the site's API reports an error, per endpoint, in file order.
+    pub(crate) refusals: Vec<refusal::Refusal>,
 }
 
 impl Site {
+    /// The shape in which the site's API would refuse a request to `host` and `path`, when
+    /// the site file declares one for it.
+    pub fn refusal_for(&self, host: &str, path: &str) -> Option<&refusal::Refusal> {
+        self.refusals.iter().find(|r| r.applies(host, path))
+    }
+
     /// Names of the site's activities, in file order, without duplicates.
     pub fn activity_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -365,6 +374,11 @@ impl Policy {
 
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// The site `id` of this rule set's catalogue.
+    pub fn site_by_id(&self, id: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| &*s.id == id)
     }
 
     /// Every activity name any site declares, plus `unclassified`: a bounded label set.

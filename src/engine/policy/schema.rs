@@ -49,6 +49,39 @@ pub struct SiteSpec {
     /// Read separately; present here only so that the key is known.
     #[serde(default)]
     pub activities: Option<serde_yaml::Value>,
+    /// How the site's API reports an error: one [`RefusalSpec`] or a list of them. Read
+    /// separately, like `activities`, so that each entry's errors are located.
+    #[serde(default)]
+    pub refusal: Option<serde_yaml::Value>,
+}
+
+/// One `refusal:` entry: the status and JSON body the gateway answers an API call with when
+/// a rule blocks or coaches it, shaped as the site's own errors so that its clients show
+/// the rule's message. Entries are tried in order; `host`/`path` narrow one to some
+/// endpoints, and an entry without either answers every other API call of the site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalSpec {
+    /// A regex on the host (case ignored).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// A regex on the path, without the query.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default = "default_refusal_status")]
+    pub status: u16,
+    /// The JSON object answered; `{message}`, `{rule}`, `{action}`, `{request_id}`, `{site}`
+    /// and `{categories}` in its strings are filled in.
+    pub body: serde_yaml::Value,
+    /// Also carry the gateway's own fields (`action`, `rule`, `message`, `categories`,
+    /// `request_id`, `policy_url`, `continue_url`, `reason`) beside the site's, where the body
+    /// does not use those names: for sites whose clients tolerate unknown members.
+    #[serde(default)]
+    pub gateway_fields: bool,
+}
+
+fn default_refusal_status() -> u16 {
+    403
 }
 
 fn default_true() -> bool {
