@@ -11,3 +11,4 @@ mod plain_http;
 mod policy;
 mod reliability;
 mod rule_pack;
+mod sdk;
