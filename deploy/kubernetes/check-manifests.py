@@ -9,10 +9,12 @@
 - the Deployment keeps its hardening and probes (non-root, read-only root, no
   capabilities, readiness /readyz and liveness /healthz on the admin port);
 - the rules ConfigMap is updated in place (fixed name, mounted without subPath, every
-  key mounted back at a path) and fits in a ConfigMap; the config ConfigMap is
+  key mounted back at a path) and fits in a ConfigMap and in the annotation that
+  `kubectl apply -k` (client-side apply) keeps; the config ConfigMap is
   hash-named so that a config change rolls the pods.
 Prints nothing and exits 0 when all hold; one line per problem otherwise.
 """
+import json
 import sys
 
 import yaml
@@ -116,8 +118,12 @@ def main(path):
                 need({i["key"] for i in items} == keys, "rules volume items do not cover exactly the ConfigMap keys")
             size = len(yaml.safe_dump(rules_cm).encode())
             need(size < CONFIGMAP_LIMIT - 16 * 1024, f"ConfigMap permeable-rules is {size} bytes; the limit is {CONFIGMAP_LIMIT}")
-            if size > CLIENT_APPLY_LIMIT:
-                print(f"note: ConfigMap permeable-rules is {size} bytes: apply with --server-side", file=sys.stderr)
+            # `kubectl apply -k` (client-side) keeps the whole object, as JSON, in the
+            # last-applied annotation, which may hold at most 256 KiB.
+            applied = len(json.dumps(rules_cm, separators=(",", ":")).encode())
+            need(applied < CLIENT_APPLY_LIMIT - 16 * 1024,
+                 f"ConfigMap permeable-rules is {applied} bytes as JSON: `kubectl apply -k` keeps it in an annotation of at most {CLIENT_APPLY_LIMIT}; "
+                 "split the rules or document `kubectl apply --server-side -k`")
 
     hpa = one("HorizontalPodAutoscaler", "permeable")
     if hpa:
