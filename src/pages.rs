@@ -815,6 +815,64 @@ mod tests {
     }
 
     #[test]
+    fn api_calls_get_the_site_shape_and_navigations_the_page() {
+        let files = [
+            (
+                "sites/b.yaml",
+                "site: b\nname: B\ndomains: [b.example]\nactivities:\n  - activity: post\n    method: POST\nrefusal:\n  status: 400\n  body: { error: InvalidRequest, message: \"{message}\" }\n",
+            ),
+            ("detectors/d.yaml", "detectors:\n  - id: d\n    category: pii.email\n    regex: '@'\n"),
+            ("policy.yaml", "rules: []\n"),
+        ]
+        .map(|(rel, text)| crate::engine::policy::compile::SourceFile {
+            display: rel.into(),
+            relative: rel.into(),
+            text: text.into(),
+        });
+        let policy = crate::engine::policy::compile::compile(&files, &Default::default()).unwrap();
+        let refusal = policy
+            .site_by_id("b")
+            .and_then(|s| s.refusal_for("b.example", "/xrpc/x"));
+        assert!(refusal.is_some());
+        let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
+        let d = decision(Action::Block, "post", &["pii.email"]);
+        let api = req("/xrpc/x", &[("accept", "application/json")]);
+        let answer = pages.decision_response(&d, "abc123", "b.example", &api, refusal);
+        assert_eq!(answer.status, 400);
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "InvalidRequest", "message": "Rule message <b>"})
+        );
+        let header = |a: &Answer, n: &str| {
+            a.headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            header(&answer, "x-permeable-action").as_deref(),
+            Some("block")
+        );
+        assert_eq!(header(&answer, "x-permeable-rule").as_deref(), Some("r1"));
+        assert_eq!(
+            header(&answer, "x-permeable-request-id").as_deref(),
+            Some("abc123")
+        );
+        let nav = req(
+            "/xrpc/x",
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+        );
+        let page = pages.decision_response(&d, "abc123", "b.example", &nav, refusal);
+        assert_eq!(page.status, 403);
+        assert!(
+            text(&page).starts_with("<!doctype html>"),
+            "{}",
+            text(&page)
+        );
+    }
+
+    #[test]
     fn brand_colour_stays_readable() {
         let light = PagesConfig {
             accent_color: "#ffd400".into(),
