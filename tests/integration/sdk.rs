@@ -19,8 +19,8 @@
 //! `tests/artifacts/sdk/<sdk>.json`; `tests/sdk/capture-to-rule-tests` turns those captures
 //! into `rules/tests/benign_sdk.yaml`.
 //!
-//! Runs when `tests/sdk/.venv` exists or `PERMEABLE_SDK_TESTS=1` (then the venv must exist);
-//! `PERMEABLE_SDK_TESTS=0` skips it.
+//! Runs when `tests/sdk/setup` has installed `tests/sdk/.venv`, or with
+//! `PERMEABLE_SDK_TESTS=1` (then the venv must be there); `PERMEABLE_SDK_TESTS=0` skips it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,10 +60,13 @@ fn venv_python() -> PathBuf {
     manifest_dir().join("tests/sdk/.venv/bin/python")
 }
 
-/// Whether the SDK tests run here; prints why not when they do not.
+/// Whether the SDK tests run here; prints why not when they do not. The venv counts once
+/// `tests/sdk/setup` has finished installing it (it writes its stamp last).
 fn enabled(name: &str) -> bool {
     let flag = std::env::var("PERMEABLE_SDK_TESTS").ok();
-    let venv = venv_python().exists();
+    let venv = manifest_dir()
+        .join("tests/sdk/.venv/.permeable-requirements")
+        .exists();
     match flag.as_deref() {
         Some("0") => false,
         Some("1") => {
