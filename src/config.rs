@@ -385,12 +385,9 @@ impl Config {
                 file: path.to_path_buf(),
                 line,
                 column,
-                message: e
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                message: crate::engine::policy::suggest::serde_message_with_suggestion(
+                    e.to_string().split(" at line ").next().unwrap_or(""),
+                ),
             }
         })?;
         config.validate(path, text)?;

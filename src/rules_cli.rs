@@ -83,10 +83,53 @@ pub fn run_check(dir: &Path) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprint!("{}", render_errors(&e));
             eprintln!("{}: {} error(s)", dir.display(), e.0.len());
             2
         }
+    }
+}
+
+/// Every error as `FILE:LINE:COL: message` (one line, for tools), followed by the line it
+/// points at with the offending text underlined (for people), as rustc shows them.
+pub fn render_errors(errors: &RuleErrors) -> String {
+    let mut out = String::new();
+    let mut files: std::collections::HashMap<&Path, Option<String>> = Default::default();
+    for e in &errors.0 {
+        out.push_str(&format!("{e}\n"));
+        let text = files
+            .entry(e.file.as_path())
+            .or_insert_with(|| std::fs::read_to_string(&e.file).ok());
+        let Some(line) = text
+            .as_deref()
+            .and_then(|t| t.lines().nth(e.line.saturating_sub(1)))
+        else {
+            continue;
+        };
+        let number = e.line.to_string();
+        let pad = " ".repeat(number.len());
+        let start: String = line.chars().take(e.column.saturating_sub(1)).collect();
+        let rest: String = line.chars().skip(e.column.saturating_sub(1)).collect();
+        let width = underline_width(&rest).max(1);
+        out.push_str(&format!("{pad} |\n{number} | {line}\n{pad} | "));
+        out.push_str(&" ".repeat(start.chars().count()));
+        out.push_str(&"^".repeat(width));
+        out.push('\n');
+    }
+    out
+}
+
+/// How many characters of `rest` the token it starts with takes: a quoted string, or up
+/// to the next separator of YAML's flow syntax.
+fn underline_width(rest: &str) -> usize {
+    let mut chars = rest.chars();
+    match chars.next() {
+        Some(q @ ('"' | '\'')) => 2 + chars.take_while(|c| *c != q).count(),
+        Some(_) => rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#' | ':'))
+            .count(),
+        None => 1,
     }
 }
 
@@ -154,7 +197,7 @@ pub fn load_tests(dir: &Path) -> Result<Vec<TestCase>, RuleErrors> {
                     line: doc.index.value(&base).line,
                     spec,
                 }),
-                Err(e) => errors.push(e),
+                Err(e) => errors.extend(e.0),
             }
         }
     }
@@ -681,6 +724,73 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
 
 #[cfg(test)]
 mod tests {
+
+    /// A rule file with several mistakes of each kind gets all of them, each located and
+    /// with a suggestion, in one `permeable check` run.
+    #[test]
+    fn check_reports_every_mistake_at_once_with_suggestions() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        for sub in ["sites", "detectors"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            for f in std::fs::read_dir(shipped.join(sub)).unwrap() {
+                let f = f.unwrap().path();
+                std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "groups: [engineering, communications]\nrules:\n  - id: one\n    when: { activites: [post], categories: [corp.codenme], sites: [mastadon] }\n    action: blok\n    mesage: hi\n  - id: two\n    when: { activities: [coment], groups: [comunications], categoris: [secret.jwt], sites: [linkdin] }\n    action: redcat\n    mode: monitr\n  - id: three\n    when: { categories: [pii.credt_card], groups: [enginering], activities: [mesage] }\n    action: blcok\n",
+        )
+        .unwrap();
+        let errors = load(dir.path()).unwrap_err();
+        let shown = render_errors(&errors);
+        let want = [
+            (4, "unknown field `activites`, did you mean `activities`?"),
+            (
+                4,
+                "unknown category `corp.codenme`, did you mean `corp.codename`?",
+            ),
+            (4, "unknown site `mastadon`, did you mean `mastodon`?"),
+            (5, "unknown action `blok`, did you mean `block`?"),
+            (6, "unknown field `mesage`, did you mean `message`?"),
+            (8, "unknown activity `coment`, did you mean `comment`?"),
+            (
+                8,
+                "unknown group `comunications`, did you mean `communications`?",
+            ),
+            (8, "unknown field `categoris`, did you mean `categories`?"),
+            (8, "unknown site `linkdin`, did you mean `linkedin`?"),
+            (9, "unknown action `redcat`, did you mean `redact`?"),
+            (10, "unknown mode `monitr`, did you mean `monitor`?"),
+            (
+                12,
+                "unknown category `pii.credt_card`, did you mean `pii.credit_card`?",
+            ),
+            (
+                12,
+                "unknown group `enginering`, did you mean `engineering`?",
+            ),
+            (12, "unknown activity `mesage`, did you mean `message`?"),
+            (13, "unknown action `blcok`, did you mean `block`?"),
+        ];
+        for (line, message) in want {
+            assert!(
+                errors
+                    .0
+                    .iter()
+                    .any(|e| e.line == line && e.message.starts_with(message)),
+                "missing line {line}: {message}\n{shown}"
+            );
+        }
+        assert_eq!(errors.0.len(), want.len(), "{shown}");
+        // Each error shows its line with the mistake underlined.
+        assert!(
+            shown.contains("5 |     action: blok\n  |             ^^^^\n"),
+            "{shown}"
+        );
+    }
+
     use super::*;
 
     fn run_dir(dir: &Path, must_have_tests: bool) {

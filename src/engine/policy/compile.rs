@@ -145,14 +145,39 @@ impl Doc<'_> {
         self.error_at(self.index.key(path), message)
     }
 
-    /// Deserialises `value` (found at `base`) into `T`, locating any error.
-    pub fn typed<T: DeserializeOwned>(
+    /// Deserialises `value` (found at `base`) into `T`, locating every error: after an
+    /// error, the offending key is dropped and the rest read again, so that one run reports
+    /// a misspelt key, a bad value and another misspelt key together (up to a missing
+    /// required field, after which nothing more can be read).
+    pub fn typed<T: DeserializeOwned>(&self, value: &Value, base: &[Seg]) -> Result<T, RuleErrors> {
+        let mut errors = Vec::new();
+        match self.typed_despite_errors(value, base, &mut errors) {
+            Some(t) if errors.is_empty() => Ok(t),
+            _ => Err(RuleErrors(errors)),
+        }
+    }
+
+    /// [`Doc::typed`] that adds its errors to `errors` and still returns what the rest of
+    /// the value reads as, so that the checks after deserialisation (unknown categories,
+    /// sites, activities…) report their mistakes in the same run.
+    pub fn typed_despite_errors<T: DeserializeOwned>(
         &self,
         value: &Value,
         base: &[Seg],
-    ) -> Result<T, LocatedError> {
-        serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|e| {
-            let mut path = base.to_vec();
+        all_errors: &mut Vec<LocatedError>,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        let mut errors = Vec::new();
+        let mut dropped_keys: Vec<Vec<Seg>> = Vec::new();
+        for _ in 0..64 {
+            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(t) => {
+                    all_errors.extend(errors);
+                    return Some(t);
+                }
+                Err(e) => e,
+            };
+            let mut path: Vec<Seg> = Vec::new();
             for seg in e.path().iter() {
                 match seg {
                     serde_path_to_error::Segment::Seq { index } => path.push(Seg::Index(*index)),
@@ -163,19 +188,75 @@ impl Doc<'_> {
                     serde_path_to_error::Segment::Unknown => {}
                 }
             }
-            let message = e.inner().to_string();
-            if let Some(field) = message
+            let raw = e.inner().to_string();
+            let message = super::suggest::serde_message_with_suggestion(&raw);
+            let unknown = raw
                 .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-            {
-                let mut key_path = path.clone();
-                if key_path.last() != Some(&Seg::Key(field.to_string())) {
-                    key_path.push(Seg::Key(field.to_string()));
+                .and_then(|r| r.split('`').next());
+            let full = |p: &[Seg]| [base, p].concat();
+            let culprit: Vec<Seg> = match unknown {
+                Some(field) => {
+                    if path.last() != Some(&Seg::Key(field.to_string())) {
+                        path.push(Seg::Key(field.to_string()));
+                    }
+                    errors.push(self.err_key(&full(&path), message));
+                    path
                 }
-                return self.err_key(&key_path, message);
+                None => {
+                    errors.push(self.err(&full(&path), message));
+                    path
+                }
+            };
+            let culprit_copy = culprit.clone();
+            if raw.starts_with("missing field") || !drop_at(&mut value, &culprit) {
+                // A required field that was dropped for an error of its own is already
+                // reported: its absence is not another mistake.
+                let dropped = |name: &str| {
+                    dropped_keys
+                        .iter()
+                        .any(|p: &Vec<Seg>| p.last() == Some(&Seg::Key(name.to_string())))
+                };
+                if let Some(name) = raw
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                {
+                    if dropped(name) {
+                        errors.pop();
+                    }
+                }
+                break;
             }
-            self.err(&path, message)
-        })
+            dropped_keys.push(culprit_copy);
+        }
+        all_errors.extend(errors);
+        None
+    }
+}
+
+/// Removes what `path` names from a document: the key it ends with, or, for a list
+/// element, the key of the list (removing an element would shift the positions of the
+/// others). Returns whether something was removed.
+fn drop_at(value: &mut Value, path: &[Seg]) -> bool {
+    let Some(cut) = path.iter().rposition(|s| matches!(s, Seg::Key(_))) else {
+        return false;
+    };
+    let mut node = value;
+    for seg in &path[..cut] {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Sequence(items)) => match items.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (&path[cut], node) {
+        (Seg::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        _ => false,
     }
 }
 
@@ -214,10 +295,20 @@ fn with(path: &[Seg], seg: Seg) -> Vec<Seg> {
     p
 }
 
-/// Checks a top-level mapping has only `allowed` keys and returns the list under `list_key`.
+/// Checks a top-level mapping has only the key `list_key` and returns the list under it.
 fn top_list<'v>(
     doc: &'v Doc<'_>,
     list_key: &str,
+    errors: &mut Vec<LocatedError>,
+) -> Vec<&'v Value> {
+    top_list_with(doc, list_key, &[], errors)
+}
+
+/// [`top_list`], where the keys `also` may stand beside `list_key`.
+fn top_list_with<'v>(
+    doc: &'v Doc<'_>,
+    list_key: &str,
+    also: &[&str],
     errors: &mut Vec<LocatedError>,
 ) -> Vec<&'v Value> {
     let Value::Mapping(map) = &doc.value else {
@@ -228,10 +319,23 @@ fn top_list<'v>(
     };
     for (k, _) in map {
         let name = k.as_str().unwrap_or("");
-        if name != list_key {
+        if name != list_key && !also.contains(&name) {
+            let known: Vec<&str> = std::iter::once(list_key)
+                .chain(also.iter().copied())
+                .collect();
+            let hint = super::suggest::did_you_mean(name, known.iter().copied())
+                .map(|s| format!(", did you mean `{s}`?"))
+                .unwrap_or_default();
             errors.push(doc.err_key(
                 &[key(name)],
-                format!("unknown field `{name}`, expected `{list_key}`"),
+                format!(
+                    "unknown field `{name}`{hint} (expected {})",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
     }
@@ -326,13 +430,7 @@ fn check_duplicate(
 }
 
 fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
-    let spec: schema::SiteSpec = match doc.typed(&doc.value, &[]) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(e);
-            return None;
-        }
-    };
+    let spec: schema::SiteSpec = doc.typed_despite_errors(&doc.value, &[], errors)?;
     let before = errors.len();
     if !valid_id(&spec.site) {
         errors.push(doc.err(
@@ -370,14 +468,13 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
             }
             for (i, item) in items.iter().enumerate() {
                 let base = vec![key("activities"), Seg::Index(i)];
-                match doc.typed::<schema::ActivitySpec>(item, &base) {
-                    Ok(a) => {
-                        let ignore_case = !spec.paths_case_sensitive;
-                        if let Some(a) = compile_activity(doc, &base, a, ignore_case, errors) {
-                            activities.push(a);
-                        }
+                if let Some(a) =
+                    doc.typed_despite_errors::<schema::ActivitySpec>(item, &base, errors)
+                {
+                    let ignore_case = !spec.paths_case_sensitive;
+                    if let Some(a) = compile_activity(doc, &base, a, ignore_case, errors) {
+                        activities.push(a);
                     }
-                    Err(e) => errors.push(e),
                 }
             }
         }
@@ -477,7 +574,7 @@ fn compile_refusals(
         let spec = match doc.typed::<schema::RefusalSpec>(item, &base) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(e);
+                errors.extend(e.0);
                 continue;
             }
         };
@@ -950,6 +1047,16 @@ struct Known<'a> {
     activities: HashSet<String>,
     detectors: HashSet<String>,
     categories: HashSet<String>,
+    /// The groups `policy.yaml` declares, when it declares them.
+    groups: Option<HashSet<String>>,
+}
+
+/// Names in a stable order (suggestions must not depend on a hash map's).
+fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = names.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn compile_condition(
@@ -963,13 +1070,17 @@ fn compile_condition(
                  field: &str,
                  list: &Option<Vec<String>>,
                  ok: &dyn Fn(&str) -> bool,
+                 names: &[&str],
                  what: &str| {
         if let Some(items) = list {
             for (i, item) in items.iter().enumerate() {
                 if !ok(item) {
+                    let hint = super::suggest::did_you_mean(item, names.iter().copied())
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
                     errors.push(doc.err(
                         &[base, &[key(field), Seg::Index(i)]].concat(),
-                        format!("unknown {what} `{item}`"),
+                        format!("unknown {what} `{item}`{hint}"),
                     ));
                 }
             }
@@ -981,26 +1092,38 @@ fn compile_condition(
             "`anywhere` says where findings count: give `categories` or `detectors` too",
         ));
     }
+    let sites = sorted_names(known.sites.iter().copied());
     check(
         errors,
         "sites",
         &c.sites,
         &|s| known.sites.contains(s),
+        &sites,
         "site",
     );
+    let activities = sorted_names(known.activities.iter().map(String::as_str));
     check(
         errors,
         "activities",
         &c.activities,
         &|a| known.activities.contains(a),
+        &activities,
         "activity",
     );
+    let detectors = sorted_names(known.detectors.iter().map(String::as_str));
     check(
         errors,
         "detectors",
         &c.detectors,
         &|d| known.detectors.contains(d),
+        &detectors,
         "detector",
+    );
+    let categories = sorted_names(
+        detect::CATEGORIES
+            .iter()
+            .copied()
+            .chain(known.categories.iter().map(String::as_str)),
     );
     check(
         errors,
@@ -1016,8 +1139,20 @@ fn compile_condition(
                 }
             }
         },
+        &categories,
         "category",
     );
+    if let Some(declared) = &known.groups {
+        let groups = sorted_names(declared.iter().map(String::as_str));
+        check(
+            errors,
+            "groups",
+            &c.groups,
+            &|g| declared.contains(g),
+            &groups,
+            "group",
+        );
+    }
     Condition {
         sites: c.sites.clone(),
         activities: c.activities.clone(),
@@ -1034,55 +1169,69 @@ fn compile_condition(
     }
 }
 
+/// The groups `policy.yaml` declares (`groups: [engineering, communications]`), if it
+/// does: rules may then name only those, and a misspelt one is an error.
+fn declared_groups(
+    docs: &[(Doc<'_>, &str)],
+    errors: &mut Vec<LocatedError>,
+) -> Option<HashSet<String>> {
+    let (doc, _) = docs.iter().find(|(_, k)| *k == "policy")?;
+    let value = doc.value.get("groups")?;
+    match doc.typed::<Vec<String>>(value, &[key("groups")]) {
+        Ok(groups) => Some(groups.into_iter().collect()),
+        Err(e) => {
+            errors.extend(e.0);
+            None
+        }
+    }
+}
+
 /// Checks the test files (structure and references); they are not part of the policy.
 fn check_tests(doc: &Doc<'_>, rule_ids: &HashSet<String>, errors: &mut Vec<LocatedError>) {
     for (i, item) in top_list(doc, "tests", errors).into_iter().enumerate() {
         let base = vec![key("tests"), Seg::Index(i)];
-        match doc.typed::<schema::TestSpec>(item, &base) {
-            Ok(t) => {
-                let exp = [&base[..], &[key("expect")]].concat();
-                for (field, list) in [
-                    ("rules", &t.expect.rules),
-                    ("not_rules", &t.expect.not_rules),
-                ] {
-                    for (j, r) in list.iter().enumerate() {
-                        if !rule_ids.contains(r) && r != super::UNINSPECTABLE_RULE {
-                            errors.push(doc.err(
-                                &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
-                                format!("unknown rule `{r}`"),
-                            ));
-                        }
+        if let Some(t) = doc.typed_despite_errors::<schema::TestSpec>(item, &base, errors) {
+            let exp = [&base[..], &[key("expect")]].concat();
+            for (field, list) in [
+                ("rules", &t.expect.rules),
+                ("not_rules", &t.expect.not_rules),
+            ] {
+                for (j, r) in list.iter().enumerate() {
+                    if !rule_ids.contains(r) && r != super::UNINSPECTABLE_RULE {
+                        errors.push(doc.err(
+                            &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
+                            format!("unknown rule `{r}`"),
+                        ));
                     }
-                }
-                for (field, list) in [
-                    ("categories", &t.expect.categories),
-                    ("not_categories", &t.expect.not_categories),
-                ] {
-                    for (j, c) in list.iter().enumerate() {
-                        if !detect::is_known_category(c) {
-                            errors.push(doc.err(
-                                &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
-                                format!("unknown category `{c}`"),
-                            ));
-                        }
-                    }
-                }
-                if t.request.body.is_some() && t.request.body_file.is_some() {
-                    errors.push(doc.err(
-                        &with(&base, key("request")),
-                        "give `body` or `body_file`, not both",
-                    ));
-                }
-                if super::RequestHead::from_url(&t.request.method, &t.request.url, vec![], None)
-                    .is_err()
-                {
-                    errors.push(doc.err(
-                        &[&base[..], &[key("request"), key("url")]].concat(),
-                        format!("not an absolute URL: {}", t.request.url),
-                    ));
                 }
             }
-            Err(e) => errors.push(e),
+            for (field, list) in [
+                ("categories", &t.expect.categories),
+                ("not_categories", &t.expect.not_categories),
+            ] {
+                for (j, c) in list.iter().enumerate() {
+                    if !detect::is_known_category(c) {
+                        errors.push(doc.err(
+                            &[&exp[..], &[key(field), Seg::Index(j)]].concat(),
+                            format!("unknown category `{c}`"),
+                        ));
+                    }
+                }
+            }
+            if t.request.body.is_some() && t.request.body_file.is_some() {
+                errors.push(doc.err(
+                    &with(&base, key("request")),
+                    "give `body` or `body_file`, not both",
+                ));
+            }
+            if super::RequestHead::from_url(&t.request.method, &t.request.url, vec![], None)
+                .is_err()
+            {
+                errors.push(doc.err(
+                    &[&base[..], &[key("request"), key("url")]].concat(),
+                    format!("not an absolute URL: {}", t.request.url),
+                ));
+            }
         }
     }
 }
@@ -1157,21 +1306,20 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
             .enumerate()
         {
             let base = vec![key("detectors"), Seg::Index(i)];
-            match doc.typed::<schema::DetectorSpec>(item, &base) {
-                Ok(spec) => {
-                    check_duplicate(
-                        &mut detector_ids,
-                        doc,
-                        &with(&base, key("id")),
-                        "detector",
-                        &spec.id,
-                        &mut errors,
-                    );
-                    if let Some(def) = compile_detector(doc, &base, spec, files, &mut errors) {
-                        defs.push(def);
-                    }
+            if let Some(spec) =
+                doc.typed_despite_errors::<schema::DetectorSpec>(item, &base, &mut errors)
+            {
+                check_duplicate(
+                    &mut detector_ids,
+                    doc,
+                    &with(&base, key("id")),
+                    "detector",
+                    &spec.id,
+                    &mut errors,
+                );
+                if let Some(def) = compile_detector(doc, &base, spec, files, &mut errors) {
+                    defs.push(def);
                 }
-                Err(e) => errors.push(e),
             }
         }
     }
@@ -1184,46 +1332,82 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         activities,
         detectors: detector_ids.keys().cloned().collect(),
         categories: defs.iter().map(|d| d.detector.category.clone()).collect(),
+        groups: declared_groups(&docs, &mut errors),
     };
     let mut rules = Vec::new();
     let mut rule_ids: Seen = HashMap::new();
     for (doc, _) in docs.iter().filter(|(_, k)| *k == "policy") {
-        for (i, item) in top_list(doc, "rules", &mut errors).into_iter().enumerate() {
+        for (i, item) in top_list_with(doc, "rules", &["groups"], &mut errors)
+            .into_iter()
+            .enumerate()
+        {
             let base = vec![key("rules"), Seg::Index(i)];
-            match doc.typed::<schema::RuleSpec>(item, &base) {
-                Ok(spec) => {
-                    check_duplicate(
-                        &mut rule_ids,
-                        doc,
-                        &with(&base, key("id")),
-                        "rule",
-                        &spec.id,
-                        &mut errors,
-                    );
-                    if spec.id == super::UNINSPECTABLE_RULE {
-                        errors.push(doc.err(&with(&base, key("id")), "this rule id is reserved"));
-                    }
-                    let when = compile_condition(
-                        doc,
-                        &with(&base, key("when")),
-                        &spec.when,
-                        &known,
-                        &mut errors,
-                    );
-                    let unless = spec.unless.as_ref().map(|u| {
-                        compile_condition(doc, &with(&base, key("unless")), u, &known, &mut errors)
-                    });
-                    rules.push(Rule {
-                        id: spec.id,
-                        description: spec.description,
-                        when,
-                        unless,
-                        action: spec.action,
-                        message: spec.message,
-                        mode: spec.mode,
-                    });
+            if let Some(spec) =
+                doc.typed_despite_errors::<schema::RuleSpec>(item, &base, &mut errors)
+            {
+                check_duplicate(
+                    &mut rule_ids,
+                    doc,
+                    &with(&base, key("id")),
+                    "rule",
+                    &spec.id,
+                    &mut errors,
+                );
+                if spec.id == super::UNINSPECTABLE_RULE {
+                    errors.push(doc.err(&with(&base, key("id")), "this rule id is reserved"));
                 }
-                Err(e) => errors.push(e),
+                let action = match Action::parse(&spec.action) {
+                    Some(a) => a,
+                    None => {
+                        let names = ["allow", "log", "redact", "coach", "block"];
+                        let hint = super::suggest::did_you_mean(&spec.action, names)
+                            .map(|s| format!(", did you mean `{s}`?"))
+                            .unwrap_or_default();
+                        errors.push(doc.err(
+                                &with(&base, key("action")),
+                                format!(
+                                    "unknown action `{}`{hint} (expected one of `allow`, `log`, `redact`, `coach`, `block`)",
+                                    spec.action
+                                ),
+                            ));
+                        Action::Allow
+                    }
+                };
+                let mode = match spec.mode.as_deref() {
+                    None | Some("enforce") => Mode::Enforce,
+                    Some("monitor") => Mode::Monitor,
+                    Some(other) => {
+                        let hint = super::suggest::did_you_mean(other, ["enforce", "monitor"])
+                            .map(|s| format!(", did you mean `{s}`?"))
+                            .unwrap_or_default();
+                        errors.push(doc.err(
+                            &with(&base, key("mode")),
+                            format!(
+                                "unknown mode `{other}`{hint} (expected `enforce` or `monitor`)"
+                            ),
+                        ));
+                        Mode::Enforce
+                    }
+                };
+                let when = compile_condition(
+                    doc,
+                    &with(&base, key("when")),
+                    &spec.when,
+                    &known,
+                    &mut errors,
+                );
+                let unless = spec.unless.as_ref().map(|u| {
+                    compile_condition(doc, &with(&base, key("unless")), u, &known, &mut errors)
+                });
+                rules.push(Rule {
+                    id: spec.id,
+                    description: spec.description,
+                    when,
+                    unless,
+                    action,
+                    message: spec.message,
+                    mode,
+                });
             }
         }
     }
@@ -1247,6 +1431,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
     };
 
     if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(RuleErrors(errors));
     }
 
@@ -1364,7 +1549,7 @@ mod tests {
             "rules/detectors/d.yaml:5:9: duplicate detector id `a`",
             "rules/detectors/d.yaml:8:16: unknown validator `nope`",
             "rules/policy.yaml:3:21: unknown site `nosuch`",
-            "rules/policy.yaml:6:13: unknown variant `maybe`",
+            "rules/policy.yaml:6:13: unknown action `maybe`",
         ];
         for e in expect {
             assert!(

@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod locate;
 pub mod refusal;
 pub mod schema;
+pub mod suggest;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

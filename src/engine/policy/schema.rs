@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Action, Mode};
+use super::Action;
 
 /// One value or a list of them (`method: POST` or `method: [POST, PUT]`).
 #[derive(Clone, Debug, Deserialize)]
@@ -249,11 +249,14 @@ pub struct RuleSpec {
     pub when: ConditionSpec,
     #[serde(default)]
     pub unless: Option<ConditionSpec>,
-    pub action: Action,
+    /// An [`Action`] by name (read as text so that a misspelt one is reported with the
+    /// rule's other mistakes).
+    pub action: String,
     #[serde(default)]
     pub message: Option<String>,
+    /// A [`super::Mode`] by name.
     #[serde(default)]
-    pub mode: Mode,
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
