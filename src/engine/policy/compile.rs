@@ -1236,10 +1236,63 @@ fn check_tests(doc: &Doc<'_>, rule_ids: &HashSet<String>, errors: &mut Vec<Locat
     }
 }
 
-/// Compiles a rule set. Files are recognised by their relative path.
+/// Compiles a rule set. Files are recognised by their relative path. Every error of every
+/// file is returned together, sorted by place.
 pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, RuleErrors> {
     let mut errors: Vec<LocatedError> = Vec::new();
-    let mut docs: Vec<(Doc<'_>, &str)> = Vec::new();
+    let docs = parse_docs(files, &mut errors);
+    let (sites, site_ids) = compile_sites(&docs, &mut errors);
+    let (defs, detector_ids) = compile_detectors(&docs, files, &mut errors);
+    let mut activities: HashSet<String> = sites.iter().flat_map(|s| s.activity_names()).collect();
+    activities.insert(UNCLASSIFIED.to_string());
+    let known = Known {
+        sites: site_ids.keys().map(String::as_str).collect(),
+        activities,
+        detectors: detector_ids.keys().cloned().collect(),
+        categories: defs.iter().map(|d| d.detector.category.clone()).collect(),
+        groups: declared_groups(&docs, &mut errors),
+    };
+    let (rules, rule_ids) = compile_rules(&docs, &known, &mut errors);
+    for (doc, _) in docs.iter().filter(|(_, k)| *k == "tests") {
+        check_tests(doc, &rule_ids, &mut errors);
+    }
+    let detectors = match Detectors::build(defs) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(LocatedError {
+                file: PathBuf::from("detectors"),
+                line: 1,
+                column: 1,
+                message: e,
+            });
+            Detectors::default()
+        }
+    };
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(RuleErrors(errors));
+    }
+    let (exact_hosts, suffix_hosts, any_host_sites) = host_maps(&sites);
+    Ok(Policy {
+        version: version_of(files),
+        net: safety_net_detectors(&detectors, &rules),
+        sites,
+        exact_hosts,
+        suffix_hosts,
+        any_host_sites,
+        detectors,
+        rules,
+        opts: opts.clone(),
+        bodiless: Default::default(),
+    })
+}
+
+/// Stage: every rule file parsed, with its kind (`policy`, `site`, `detectors`, `tests`).
+fn parse_docs<'f>(
+    files: &'f [SourceFile],
+    errors: &mut Vec<LocatedError>,
+) -> Vec<(Doc<'f>, &'static str)> {
+    let mut docs = Vec::new();
     for f in files {
         let rel = f.relative.to_string_lossy().replace('\\', "/");
         let kind = if rel == "policy.yaml" {
@@ -1268,21 +1321,17 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
             message: "missing policy.yaml".into(),
         });
     }
+    docs
+}
 
-    // Sites.
+/// Stage: the site catalogue; site ids and domains are unique.
+fn compile_sites(docs: &[(Doc<'_>, &str)], errors: &mut Vec<LocatedError>) -> (Vec<Site>, Seen) {
     let mut sites = Vec::new();
     let mut site_ids: Seen = HashMap::new();
     let mut domain_owner: Seen = HashMap::new();
     for (doc, _) in docs.iter().filter(|(_, k)| *k == "site") {
-        if let Some(site) = compile_site(doc, &mut errors) {
-            check_duplicate(
-                &mut site_ids,
-                doc,
-                &[key("site")],
-                "site",
-                &site.id,
-                &mut errors,
-            );
+        if let Some(site) = compile_site(doc, errors) {
+            check_duplicate(&mut site_ids, doc, &[key("site")], "site", &site.id, errors);
             for (i, d) in site.domains.iter().enumerate() {
                 check_duplicate(
                     &mut domain_owner,
@@ -1290,24 +1339,28 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
                     &[key("domains"), Seg::Index(i)],
                     "domain",
                     d,
-                    &mut errors,
+                    errors,
                 );
             }
             sites.push(site);
         }
     }
+    (sites, site_ids)
+}
 
-    // Detectors.
+/// Stage: the detectors; ids are unique.
+fn compile_detectors(
+    docs: &[(Doc<'_>, &str)],
+    files: &[SourceFile],
+    errors: &mut Vec<LocatedError>,
+) -> (Vec<DetectorDef>, Seen) {
     let mut defs = Vec::new();
     let mut detector_ids: Seen = HashMap::new();
     for (doc, _) in docs.iter().filter(|(_, k)| *k == "detectors") {
-        for (i, item) in top_list(doc, "detectors", &mut errors)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, item) in top_list(doc, "detectors", errors).into_iter().enumerate() {
             let base = vec![key("detectors"), Seg::Index(i)];
             if let Some(spec) =
-                doc.typed_despite_errors::<schema::DetectorSpec>(item, &base, &mut errors)
+                doc.typed_despite_errors::<schema::DetectorSpec>(item, &base, errors)
             {
                 check_duplicate(
                     &mut detector_ids,
@@ -1315,126 +1368,111 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
                     &with(&base, key("id")),
                     "detector",
                     &spec.id,
-                    &mut errors,
+                    errors,
                 );
-                if let Some(def) = compile_detector(doc, &base, spec, files, &mut errors) {
+                if let Some(def) = compile_detector(doc, &base, spec, files, errors) {
                     defs.push(def);
                 }
             }
         }
     }
+    (defs, detector_ids)
+}
 
-    // Rules.
-    let mut activities: HashSet<String> = sites.iter().flat_map(|s| s.activity_names()).collect();
-    activities.insert(UNCLASSIFIED.to_string());
-    let known = Known {
-        sites: site_ids.keys().map(String::as_str).collect(),
-        activities,
-        detectors: detector_ids.keys().cloned().collect(),
-        categories: defs.iter().map(|d| d.detector.category.clone()).collect(),
-        groups: declared_groups(&docs, &mut errors),
-    };
+/// Stage: the policy's rules; ids are unique, references are checked against `known`.
+/// Returns the rules and their ids.
+fn compile_rules(
+    docs: &[(Doc<'_>, &str)],
+    known: &Known<'_>,
+    errors: &mut Vec<LocatedError>,
+) -> (Vec<Rule>, HashSet<String>) {
     let mut rules = Vec::new();
     let mut rule_ids: Seen = HashMap::new();
     for (doc, _) in docs.iter().filter(|(_, k)| *k == "policy") {
-        for (i, item) in top_list_with(doc, "rules", &["groups"], &mut errors)
+        for (i, item) in top_list_with(doc, "rules", &["groups"], errors)
             .into_iter()
             .enumerate()
         {
             let base = vec![key("rules"), Seg::Index(i)];
-            if let Some(spec) =
-                doc.typed_despite_errors::<schema::RuleSpec>(item, &base, &mut errors)
-            {
+            if let Some(spec) = doc.typed_despite_errors::<schema::RuleSpec>(item, &base, errors) {
                 check_duplicate(
                     &mut rule_ids,
                     doc,
                     &with(&base, key("id")),
                     "rule",
                     &spec.id,
-                    &mut errors,
+                    errors,
                 );
-                if spec.id == super::UNINSPECTABLE_RULE {
-                    errors.push(doc.err(&with(&base, key("id")), "this rule id is reserved"));
-                }
-                let action = match Action::parse(&spec.action) {
-                    Some(a) => a,
-                    None => {
-                        let names = ["allow", "log", "redact", "coach", "block"];
-                        let hint = super::suggest::did_you_mean(&spec.action, names)
-                            .map(|s| format!(", did you mean `{s}`?"))
-                            .unwrap_or_default();
-                        errors.push(doc.err(
-                                &with(&base, key("action")),
-                                format!(
-                                    "unknown action `{}`{hint} (expected one of `allow`, `log`, `redact`, `coach`, `block`)",
-                                    spec.action
-                                ),
-                            ));
-                        Action::Allow
-                    }
-                };
-                let mode = match spec.mode.as_deref() {
-                    None | Some("enforce") => Mode::Enforce,
-                    Some("monitor") => Mode::Monitor,
-                    Some(other) => {
-                        let hint = super::suggest::did_you_mean(other, ["enforce", "monitor"])
-                            .map(|s| format!(", did you mean `{s}`?"))
-                            .unwrap_or_default();
-                        errors.push(doc.err(
-                            &with(&base, key("mode")),
-                            format!(
-                                "unknown mode `{other}`{hint} (expected `enforce` or `monitor`)"
-                            ),
-                        ));
-                        Mode::Enforce
-                    }
-                };
-                let when = compile_condition(
-                    doc,
-                    &with(&base, key("when")),
-                    &spec.when,
-                    &known,
-                    &mut errors,
-                );
-                let unless = spec.unless.as_ref().map(|u| {
-                    compile_condition(doc, &with(&base, key("unless")), u, &known, &mut errors)
-                });
-                rules.push(Rule {
-                    id: spec.id,
-                    description: spec.description,
-                    when,
-                    unless,
-                    action,
-                    message: spec.message,
-                    mode,
-                });
+                rules.push(compile_rule(doc, &base, spec, known, errors));
             }
         }
     }
+    (rules, rule_ids.into_keys().collect())
+}
 
-    let rule_id_set: HashSet<String> = rule_ids.keys().cloned().collect();
-    for (doc, _) in docs.iter().filter(|(_, k)| *k == "tests") {
-        check_tests(doc, &rule_id_set, &mut errors);
+fn compile_rule(
+    doc: &Doc<'_>,
+    base: &[Seg],
+    spec: schema::RuleSpec,
+    known: &Known<'_>,
+    errors: &mut Vec<LocatedError>,
+) -> Rule {
+    if spec.id == super::UNINSPECTABLE_RULE {
+        errors.push(doc.err(&with(base, key("id")), "this rule id is reserved"));
     }
-
-    let detectors = match Detectors::build(defs) {
-        Ok(d) => d,
-        Err(e) => {
-            errors.push(LocatedError {
-                file: PathBuf::from("detectors"),
-                line: 1,
-                column: 1,
-                message: e,
-            });
-            Detectors::default()
+    let action = Action::parse(&spec.action).unwrap_or_else(|| {
+        let names = ["allow", "log", "redact", "coach", "block"];
+        let hint = super::suggest::did_you_mean(&spec.action, names)
+            .map(|s| format!(", did you mean `{s}`?"))
+            .unwrap_or_default();
+        errors.push(doc.err(
+            &with(base, key("action")),
+            format!(
+                "unknown action `{}`{hint} (expected one of `allow`, `log`, `redact`, `coach`, `block`)",
+                spec.action
+            ),
+        ));
+        Action::Allow
+    });
+    let mode = match spec.mode.as_deref() {
+        None | Some("enforce") => Mode::Enforce,
+        Some("monitor") => Mode::Monitor,
+        Some(other) => {
+            let hint = super::suggest::did_you_mean(other, ["enforce", "monitor"])
+                .map(|s| format!(", did you mean `{s}`?"))
+                .unwrap_or_default();
+            errors.push(doc.err(
+                &with(base, key("mode")),
+                format!("unknown mode `{other}`{hint} (expected `enforce` or `monitor`)"),
+            ));
+            Mode::Enforce
         }
     };
-
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        return Err(RuleErrors(errors));
+    let when = compile_condition(doc, &with(base, key("when")), &spec.when, known, errors);
+    let unless = spec
+        .unless
+        .as_ref()
+        .map(|u| compile_condition(doc, &with(base, key("unless")), u, known, errors));
+    Rule {
+        id: spec.id,
+        description: spec.description,
+        when,
+        unless,
+        action,
+        message: spec.message,
+        mode,
     }
+}
 
+/// Host → site lookups: exact domains, `*.suffix` domains longest first, and the sites
+/// that also claim other hosts by API shape.
+type HostMaps = (
+    foldhash::HashMap<String, usize>,
+    Vec<(String, usize)>,
+    Vec<usize>,
+);
+
+fn host_maps(sites: &[Site]) -> HostMaps {
     let mut exact_hosts = foldhash::HashMap::default();
     let mut suffix_hosts = Vec::new();
     let mut any_host_sites = Vec::new();
@@ -1452,9 +1490,13 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         }
     }
     suffix_hosts.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    (exact_hosts, suffix_hosts, any_host_sites)
+}
 
-    // The safety net runs the detectors that rules with `anywhere: true` name.
-    let net = (0..detectors.len())
+/// By detector index: whether the safety net runs it, i.e. whether a rule with
+/// `anywhere: true` names its category or id.
+fn safety_net_detectors(detectors: &Detectors, rules: &[Rule]) -> Vec<bool> {
+    (0..detectors.len())
         .map(|i| {
             detectors.get(i).is_some_and(|d| {
                 rules.iter().any(|r| {
@@ -1476,20 +1518,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
                 })
             })
         })
-        .collect();
-
-    Ok(Policy {
-        version: version_of(files),
-        net,
-        sites,
-        exact_hosts,
-        suffix_hosts,
-        any_host_sites,
-        detectors,
-        rules,
-        opts: opts.clone(),
-        bodiless: Default::default(),
-    })
+        .collect()
 }
 
 #[cfg(test)]

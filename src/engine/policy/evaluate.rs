@@ -547,36 +547,72 @@ pub fn decide(
         uninspectable: None,
         trace: Vec::new(),
     };
+    let Some(site) = locate_site(policy, head, class, &mut trace) else {
+        decision.trace = trace.lines;
+        return decision;
+    };
+    decision.site = Some(site.id.to_string());
+    let BodyRead { decoded, error } = read_body(policy, head, class, body);
+    let decoded = decoded.as_ref();
+    trace_body(decoded, &mut trace);
+    let view = RequestView::new(head, &site.method_aliases, decoded, false);
+    let mut reading = read_request(policy, site, class, &view, error, &mut trace);
+    let inspection = inspect(policy, site, head, &view, &mut reading, body, &mut trace);
+    decision.findings = inspection.findings.clone();
+    let redact_rules = apply_rules(policy, site, head, &reading, &mut decision, &mut trace);
+    if decision.action == Action::Redact {
+        redact(
+            policy,
+            head,
+            &view,
+            &reading,
+            &inspection,
+            &redact_rules,
+            &mut decision,
+            &mut trace,
+        );
+    }
+    match &decision.rule {
+        Some(r) => trace.push(|| format!(
+            "decision: {} by rule {r} (the strictest enforced action; ties go to the first rule in policy.yaml)",
+            decision.action
+        )),
+        None => trace.push(|| "decision: allow (no enforced rule matched)".into()),
+    }
+    decision.uninspectable = reading.uninspectable;
+    decision.trace = trace.lines;
+    decision
+}
 
-    // The site.
-    let classified = policy.head_match_of(class);
-    let site = match classified
+/// Stage: the catalogue site the classification named, or none (a host outside the
+/// catalogue is allowed untouched).
+fn locate_site<'p>(
+    policy: &'p Policy,
+    head: &RequestHead,
+    class: &Classification,
+    trace: &mut Trace,
+) -> Option<&'p Site> {
+    let site = policy
+        .head_match_of(class)
         .and_then(|(i, _)| policy.sites.get(i))
         .or_else(|| {
             let id = class.site.as_deref()?;
             policy.sites.iter().find(|s| &*s.id == id)
-        }) {
-        Some(s) => s,
-        None => {
-            trace.push(|| {
-                format!(
-                    "host {}: not a catalogue site; allowed untouched",
-                    head.host
-                )
-            });
-            decision.trace = trace.lines;
-            return decision;
-        }
-    };
-    decision.site = Some(site.id.to_string());
-    trace.push(|| format!("site: {} ({}) for host {}", site.id, site.name, head.host));
+        });
+    match site {
+        Some(s) => trace.push(|| format!("site: {} ({}) for host {}", s.id, s.name, head.host)),
+        None => trace.push(|| {
+            format!(
+                "host {}: not a catalogue site; allowed untouched",
+                head.host
+            )
+        }),
+    }
+    site
+}
 
-    // The body.
-    let BodyRead {
-        decoded,
-        error: mut decode_error,
-    } = read_body(policy, head, class, body);
-    if let Some(d) = &decoded {
+fn trace_body(decoded: Option<&DecodedBody>, trace: &mut Trace) {
+    if let Some(d) = decoded {
         trace.push(|| {
             let alt: Vec<&str> = d.alt.iter().map(BodyKind::label).collect();
             format!(
@@ -590,31 +626,57 @@ pub fn decide(
             )
         });
     }
+}
 
-    // What the request may be.
-    let view = RequestView::new(head, &site.method_aliases, decoded.as_ref(), false);
-    let head_match = classified.map(|(_, m)| m);
+/// What a request is, as far as the engine can read it.
+struct Reading<'b> {
+    decoded: Option<&'b DecodedBody>,
+    /// The activities' verdict on the request with its body.
+    matched: SiteMatch,
+    /// The candidate activities in order (`None`: unclassified).
+    candidates: Vec<Option<usize>>,
+    /// Whether a candidate names content fields.
+    carries_content: bool,
+    /// Every candidate is a `noise` activity (a login): only its own fields are read.
+    only_noise: bool,
+    /// Why the body cannot be inspected, when that matters.
+    uninspectable: Option<Uninspectable>,
+}
+
+impl Reading<'_> {
+    fn name_of<'s>(site: &'s Site, c: &Option<usize>) -> &'s str {
+        c.and_then(|i| site.activities.get(i))
+            .map_or(UNCLASSIFIED, |a| a.name.as_ref())
+    }
+}
+
+/// Stage: the candidate activities with the body, and whether a body that does not decode
+/// (or a binary one where content is expected) makes the request uninspectable.
+fn read_request<'b>(
+    policy: &Policy,
+    site: &Site,
+    class: &Classification,
+    view: &RequestView<'b>,
+    decode_error: Option<Uninspectable>,
+    trace: &mut Trace,
+) -> Reading<'b> {
+    let decoded = view.body;
+    // The head's classification stands when nothing in a body could change it (and it was
+    // made by this rule set).
+    let head_match = policy.head_match_of(class).map(|(_, m)| m);
     let matched = match head_match {
         Some(m) if decoded.is_none() && !m.pending_body => m,
-        _ => classify::classify(&site.activities, &view),
+        _ => classify::classify(&site.activities, view),
     };
     let pending = head_match.is_some_and(|m| m.pending_body) || matched.pending_body;
-    let activity_of = |i: usize| site.activities.get(i);
     let carries_content = matched
         .each()
-        .any(|i| activity_of(i).is_some_and(|a| a.carries_content()));
-
-    let mut uninspectable: Option<Uninspectable> = None;
-    if decode_error.is_some() && (carries_content || pending) {
-        uninspectable = decode_error.take();
-    }
+        .any(|i| site.activities.get(i).is_some_and(|a| a.carries_content()));
+    let mut uninspectable = decode_error.filter(|_| carries_content || pending);
     if carries_content && uninspectable.is_none() {
         // Content fields that cannot be read in a binary body (protobuf, an unknown type):
         // the employee's words may be in it, unseen.
-        if let Some(d) = decoded
-            .as_ref()
-            .filter(|d| matches!(d.kind, BodyKind::Binary))
-        {
+        if let Some(d) = decoded.filter(|d| matches!(d.kind, BodyKind::Binary)) {
             uninspectable = Some(Uninspectable::new(
                 UninspectableKind::Binary,
                 format!(
@@ -628,18 +690,15 @@ pub fn decide(
             ));
         }
     }
-
-    let inputs = view.inputs(true);
-    let mut cands: Vec<Option<usize>> = matched.each().map(Some).collect();
-    if cands.is_empty() {
-        cands.push(None);
+    let mut candidates: Vec<Option<usize>> = matched.each().map(Some).collect();
+    if candidates.is_empty() {
+        candidates.push(None);
     }
-    let name_of = |c: &Option<usize>| {
-        c.and_then(activity_of)
-            .map_or(UNCLASSIFIED, |a| a.name.as_ref())
-    };
     trace.push(|| {
-        let names: Vec<&str> = cands.iter().map(name_of).collect();
+        let names: Vec<&str> = candidates
+            .iter()
+            .map(|c| Reading::name_of(site, c))
+            .collect();
         format!(
             "activity: {}{}{}",
             names[0],
@@ -658,25 +717,54 @@ pub fn decide(
             }
         )
     });
+    let only_noise = candidates.iter().all(|c| {
+        let n = Reading::name_of(site, c);
+        site.noise_activities.iter().any(|x| x == n)
+    });
+    Reading {
+        decoded,
+        matched,
+        candidates,
+        carries_content,
+        only_noise,
+        uninspectable,
+    }
+}
 
-    let only_noise = cands
-        .iter()
-        .all(|c| site.noise_activities.iter().any(|n| n == name_of(c)));
-    // The fields to inspect: every candidate's content fields, fields other activities
-    // name, then the safety net.
+/// What was read and found.
+struct Inspection {
+    /// Content fields first, then the safety net's.
+    fields: Vec<Field>,
+    matches: Vec<(usize, crate::engine::detect::Match)>,
+    findings: Vec<Finding>,
+}
+
+/// Stage: the fields to inspect (every candidate's content fields, fields other activities
+/// name, then the safety net's) and what the detectors find in them.
+fn inspect(
+    policy: &Policy,
+    site: &Site,
+    head: &RequestHead,
+    view: &RequestView<'_>,
+    reading: &mut Reading<'_>,
+    wire: Option<&[u8]>,
+    trace: &mut Trace,
+) -> Inspection {
+    let inputs = view.inputs(true);
     let mut fields: Vec<Field> = Vec::new();
-    if uninspectable.is_none() {
-        let named = cands
+    if reading.uninspectable.is_none() {
+        let named = reading
+            .candidates
             .iter()
             .flatten()
-            .filter_map(|c| activity_of(*c))
+            .filter_map(|c| site.activities.get(*c))
             .flat_map(|a| decode::extract_fields(&inputs, &a.content));
         // A login carries the employee's credentials for the site: only what its own
         // activity names is read (the safety net and other activities' fields are not).
-        let shaped = if only_noise {
+        let shaped = if reading.only_noise {
             Vec::new()
         } else {
-            shape_fields(site, &view, &matched, &inputs)
+            shape_fields(site, view, &reading.matched, &inputs)
         };
         let mut seen: std::collections::HashSet<FieldLoc> = Default::default();
         for f in named.chain(shaped) {
@@ -684,34 +772,31 @@ pub fn decide(
                 fields.push(f);
             }
         }
-        if let Some(d) = decoded.as_ref() {
-            if let BodyKind::Multipart(parts) = &d.kind {
-                for p in parts.iter().filter(|p| p.text.is_none()) {
-                    trace.push(|| {
-                        format!(
-                            "file part {:?} ({}, {} bytes) not inspected",
-                            p.filename.as_deref().unwrap_or(p.name()),
-                            p.content_type.as_deref().unwrap_or("no type"),
-                            p.end - p.start
-                        )
-                    });
-                }
+        if let Some(BodyKind::Multipart(parts)) = reading.decoded.map(|d| &d.kind) {
+            for p in parts.iter().filter(|p| p.text.is_none()) {
+                trace.push(|| {
+                    format!(
+                        "file part {:?} ({}, {} bytes) not inspected",
+                        p.filename.as_deref().unwrap_or(p.name()),
+                        p.content_type.as_deref().unwrap_or("no type"),
+                        p.end - p.start
+                    )
+                });
             }
         }
-    }
-    if uninspectable.is_none() && carries_content && fields.is_empty() {
-        uninspectable = unreadable_content(&cands, site, decoded.as_ref());
+        if reading.carries_content && fields.is_empty() {
+            reading.uninspectable = unreadable_content(&reading.candidates, site, reading.decoded);
+        }
     }
     let content_fields = fields.len();
-    let net_scans = head.is_write() && policy.has_safety_net() && !only_noise;
+    let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
     if net_scans {
-        safety_net_fields(site, &inputs, decoded.as_ref(), body, &mut fields);
+        safety_net_fields(site, &inputs, reading.decoded, wire, &mut fields);
         // The path carries words too (a hashtag followed, a list renamed by URL).
-        let path = head.path_only();
-        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let path = percent_encoding::percent_decode_str(head.path_only()).decode_utf8_lossy();
         fields.push(Field {
             name: "(path)".into(),
-            text: decoded_path.into_owned(),
+            text: path.into_owned(),
             loc: FieldLoc::Other("(path)".into()),
             rewritable: false,
             whole_document: true,
@@ -745,24 +830,42 @@ pub fn decide(
             }
         )
     });
-    decision.findings = to_findings(policy, &fields, content_fields, &matches);
-    if !decision.findings.is_empty() {
-        trace.push(|| format!("findings: {}", describe_findings(&decision.findings)));
+    let findings = to_findings(policy, &fields, content_fields, &matches);
+    if !findings.is_empty() {
+        trace.push(|| format!("findings: {}", describe_findings(&findings)));
     } else if !fields.is_empty() {
         trace.push(|| "findings: none".into());
     }
-    if let Some(u) = &uninspectable {
+    if let Some(u) = &reading.uninspectable {
         trace.push(|| format!("uninspectable: {u}"));
     }
+    Inspection {
+        fields,
+        matches,
+        findings,
+    }
+}
 
-    // The rules, for every candidate; the strictest outcome applies.
-    let reason = uninspectable
+/// Stage: every rule for every candidate activity; the strictest outcome goes into
+/// `decision`, and the built-in uninspectable rule when no rule speaks for an
+/// uninspectable body. Returns the redacting rules that apply (of every candidate that
+/// redacts, when redaction wins).
+fn apply_rules<'p>(
+    policy: &'p Policy,
+    site: &Site,
+    head: &RequestHead,
+    reading: &Reading<'_>,
+    decision: &mut Decision,
+    trace: &mut Trace,
+) -> Vec<&'p Rule> {
+    let reason = reading
+        .uninspectable
         .as_ref()
         .map(|u| u.reason.as_str())
         .unwrap_or("");
-    let mut verdicts: Vec<(Verdict<'_>, Facts<'_>)> = Vec::new();
-    for c in &cands {
-        let name = name_of(c);
+    let mut verdicts: Vec<(Verdict<'p>, &str)> = Vec::new();
+    for c in &reading.candidates {
+        let name = Reading::name_of(site, c);
         if verdicts.iter().any(|(v, _)| v.activity == name) {
             continue;
         }
@@ -771,10 +874,10 @@ pub fn decide(
             activity: name,
             group: head.group.as_deref(),
             findings: &decision.findings,
-            uninspectable: uninspectable.is_some(),
+            uninspectable: reading.uninspectable.is_some(),
             reason,
         };
-        verdicts.push((evaluate_rules(policy, &facts, trace.on), facts));
+        verdicts.push((evaluate_rules(policy, &facts, trace.on), name));
     }
     let strictest = verdicts.iter().enumerate().fold(0, |best, (i, (v, _))| {
         if v.action() > verdicts[best].0.action() {
@@ -802,15 +905,23 @@ pub fn decide(
             trace.push(|| l);
         }
     }
-    let (verdict, facts) = verdicts.swap_remove(strictest);
+    let (verdict, activity) = verdicts.swap_remove(strictest);
     decision.activity = verdict.activity.clone();
     decision.matches = verdict.matches;
     if let Some(w) = verdict.winner {
+        let facts = Facts {
+            site: &site.id,
+            activity,
+            group: head.group.as_deref(),
+            findings: &decision.findings,
+            uninspectable: reading.uninspectable.is_some(),
+            reason,
+        };
         decision.action = w.action;
         decision.rule = Some(w.id.clone());
         decision.message = w.message.as_deref().map(|m| fill_message(m, w, &facts));
     }
-    if let Some(reason) = &uninspectable {
+    if let Some(reason) = &reading.uninspectable {
         if !verdict.explicit_uninspectable && policy.opts.on_uninspectable >= decision.action {
             decision.action = policy.opts.on_uninspectable;
             decision.rule = Some(UNINSPECTABLE_RULE.to_string());
@@ -828,60 +939,59 @@ pub fn decide(
             });
         }
     }
+    redact_rules
+}
 
-    // Redaction.
-    if decision.action == Action::Redact {
-        let rewrite = if let Some(u) = &uninspectable {
-            Err(Unredactable::Uninspectable(u.to_string()))
-        } else {
-            redact_request(
-                policy,
-                decoded.as_ref(),
-                head,
-                &view.query,
-                &fields,
-                &matches,
-                &redact_rules,
-            )
-        };
-        match rewrite {
-            Ok(Rewrite { body, target }) if body.is_some() || target.is_some() => {
-                trace.push(|| {
-                    let mut parts = Vec::new();
-                    if let Some(b) = &body {
-                        parts.push(format!("redacted body: {} bytes", b.len()));
-                    }
-                    if target.is_some() {
-                        parts.push("redacted query string".to_string());
-                    }
-                    parts.join("; ")
-                });
-                decision.body = body;
-                decision.target = target;
-            }
-            Ok(_) => {
-                trace.push(|| "redact: no finding to rewrite; request forwarded unchanged".into())
-            }
-            Err(e) => {
-                trace.push(|| format!("redaction impossible ({e}); blocking instead"));
-                decision.action = Action::Block;
-                if decision.message.is_none() {
-                    decision.message = Some(format!("This request could not be redacted: {e}."));
+/// Stage: the redaction a `redact` decision asks for, in the body and the query; a request
+/// that cannot be rewritten is blocked instead.
+#[allow(clippy::too_many_arguments)]
+fn redact(
+    policy: &Policy,
+    head: &RequestHead,
+    view: &RequestView<'_>,
+    reading: &Reading<'_>,
+    inspection: &Inspection,
+    redact_rules: &[&Rule],
+    decision: &mut Decision,
+    trace: &mut Trace,
+) {
+    let rewrite = if let Some(u) = &reading.uninspectable {
+        Err(Unredactable::Uninspectable(u.to_string()))
+    } else {
+        redact_request(
+            policy,
+            reading.decoded,
+            head,
+            &view.query,
+            &inspection.fields,
+            &inspection.matches,
+            redact_rules,
+        )
+    };
+    match rewrite {
+        Ok(Rewrite { body, target }) if body.is_some() || target.is_some() => {
+            trace.push(|| {
+                let mut parts = Vec::new();
+                if let Some(b) = &body {
+                    parts.push(format!("redacted body: {} bytes", b.len()));
                 }
+                if target.is_some() {
+                    parts.push("redacted query string".to_string());
+                }
+                parts.join("; ")
+            });
+            decision.body = body;
+            decision.target = target;
+        }
+        Ok(_) => trace.push(|| "redact: no finding to rewrite; request forwarded unchanged".into()),
+        Err(e) => {
+            trace.push(|| format!("redaction impossible ({e}); blocking instead"));
+            decision.action = Action::Block;
+            if decision.message.is_none() {
+                decision.message = Some(format!("This request could not be redacted: {e}."));
             }
         }
     }
-
-    match &decision.rule {
-        Some(r) => trace.push(|| format!(
-            "decision: {} by rule {r} (the strictest enforced action; ties go to the first rule in policy.yaml)",
-            decision.action
-        )),
-        None => trace.push(|| "decision: allow (no enforced rule matched)".into()),
-    }
-    decision.uninspectable = uninspectable;
-    decision.trace = trace.lines;
-    decision
 }
 
 /// A body whose structure has no parameters (text, binary) where the activity looks for
