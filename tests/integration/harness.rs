@@ -651,3 +651,153 @@ pub fn status(answer: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+// ---- HTTP/1.1 answers as a client reads them
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One answer as a client reads it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Header fields in the order sent, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The payload, chunked framing removed.
+    pub body: Vec<u8>,
+    /// Trailer lines of a chunked body.
+    pub trailers: Vec<String>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads answers off a byte stream with HTTP/1.1's framing rules, as a client does
+/// (RFC 9112 §6.3): no body after HEAD, 1xx, 204 and 304; then chunked; then
+/// Content-Length; else until the connection closes.
+pub struct Reader<R> {
+    pub io: R,
+    pub buf: Vec<u8>,
+    /// The stream ended (closed, failed, or nothing came for 5 s).
+    pub ended: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Reader<R> {
+    pub fn new(io: R) -> Reader<R> {
+        Reader {
+            io,
+            buf: Vec::new(),
+            ended: false,
+        }
+    }
+
+    pub async fn more(&mut self) -> bool {
+        self.buf.reserve(16 * 1024);
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_buf(&mut self.io, &mut self.buf),
+        )
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => true,
+            _ => {
+                self.ended = true;
+                false
+            }
+        }
+    }
+
+    /// One line, without its CRLF.
+    pub async fn line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n") {
+                let line = self.buf[..end].to_vec();
+                self.buf.drain(..end + 2);
+                return Some(line);
+            }
+            if !self.more().await {
+                return None;
+            }
+        }
+    }
+
+    pub async fn take(&mut self, n: usize) -> Option<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.more().await {
+                return None;
+            }
+        }
+        Some(self.buf.drain(..n).collect())
+    }
+
+    /// The next answer (an interim 1xx is an answer of its own); `None` when the stream
+    /// ends before a whole one.
+    pub async fn answer(&mut self, head_request: bool) -> Option<Answer> {
+        let status_line = String::from_utf8(self.line().await?).ok()?;
+        let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let line = String::from_utf8(self.line().await?).ok()?;
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':')?;
+            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let mut answer = Answer {
+            status,
+            headers,
+            body: Vec::new(),
+            trailers: Vec::new(),
+        };
+        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Some(answer);
+        }
+        if answer.header("transfer-encoding").is_some() {
+            loop {
+                let size_line = String::from_utf8(self.line().await?).ok()?;
+                let size = size_line.split(';').next()?.trim();
+                let size = usize::from_str_radix(size, 16).ok()?;
+                if size == 0 {
+                    break;
+                }
+                let data = self.take(size).await?;
+                answer.body.extend(data);
+                if !self.line().await?.is_empty() {
+                    return None;
+                }
+            }
+            loop {
+                let line = String::from_utf8(self.line().await?).ok()?;
+                if line.is_empty() {
+                    return Some(answer);
+                }
+                answer.trailers.push(line);
+            }
+        }
+        if let Some(len) = answer.header("content-length") {
+            answer.body = self.take(len.parse().ok()?).await?;
+            return Some(answer);
+        }
+        while self.more().await {}
+        answer.body = std::mem::take(&mut self.buf);
+        Some(answer)
+    }
+}
+
+/// The answers a site's bytes make, read with the same rules.
+pub async fn answers_in(bytes: &[u8], head_request: bool) -> Vec<Answer> {
+    let mut r = Reader::new(bytes);
+    let mut out = Vec::new();
+    while let Some(a) = r.answer(head_request).await {
+        out.push(a);
+    }
+    out
+}
