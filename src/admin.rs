@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,10 +18,42 @@ use hyper_util::rt::TokioIo;
 use crate::metrics;
 use crate::reload::Reloader;
 
+/// Whether the gateway takes traffic: not until its proxy listeners accept connections,
+/// and never again once it is stopping (load balancers and Kubernetes then send new
+/// connections elsewhere while it finishes what is in flight).
+#[derive(Default)]
+pub struct Readiness(AtomicU8);
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const STOPPING: u8 = 2;
+
+impl Readiness {
+    /// The proxy listeners accept connections (ignored once stopping).
+    pub fn listening(&self) {
+        let _ = self
+            .0
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The gateway has stopped accepting and is finishing what is in flight.
+    pub fn stopping(&self) {
+        self.0.store(STOPPING, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire) == READY
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.0.load(Ordering::Acquire) == STOPPING
+    }
+}
+
 pub struct Admin {
     pub reloader: Arc<Reloader>,
-    /// Set once the proxy listeners accept connections.
-    pub ready: Arc<AtomicBool>,
+    /// Whether the gateway takes traffic.
+    pub ready: Arc<Readiness>,
     /// Required for state-changing endpoints, when set.
     pub token: Option<String>,
 }
@@ -94,10 +126,11 @@ impl Admin {
     }
 
     fn readyz(&self) -> Response<Full<Bytes>> {
-        let ready = self.ready.load(Ordering::Acquire);
+        let ready = self.ready.is_ready();
         let last_error = self.reloader.last_error.lock().clone();
         let body = serde_json::json!({
             "ready": ready,
+            "stopping": self.ready.is_stopping(),
             "rules": {
                 "source": self.reloader.source.describe(),
                 "version": self.reloader.policy.load().version(),

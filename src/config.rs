@@ -49,7 +49,8 @@ pub struct Config {
     /// cost per request. A process may run only one gateway with `false`: see
     /// [`crate::server::prepare`].
     pub work_stealing: bool,
-    /// Seconds in-flight requests get to finish after SIGTERM.
+    /// The longest a stop (SIGTERM, or the old process of an upgrade) waits for in-flight
+    /// requests and tunnels; the gateway exits as soon as they have finished.
     pub grace_period_seconds: u64,
 }
 

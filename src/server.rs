@@ -12,16 +12,16 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, Readiness};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::engine::policy::EngineOptions;
 use crate::metrics;
 use crate::pages::Pages;
-use crate::proxy::front::{Connections, Front, Listener};
+use crate::proxy::front::{Connections, Front, InFlight, Listener, Work};
 use crate::proxy::{Gateway, Shared};
 use crate::reload::{Reloader, RulesSource};
 use crate::tls::{self, LeafResolver};
@@ -216,6 +216,7 @@ pub fn prepare(
         .with_nameservers(&config.upstream.nameservers),
         tls: tls::interception_server_config(resolver_certs),
         connections: Arc::new(Connections::default()),
+        in_flight: Arc::new(InFlight::default()),
         pages: Pages::new(config.pages.clone(), coach_key),
         audit,
         groups: metrics::GroupAnonymizer::new(config.analytics.min_group_clients),
@@ -288,6 +289,7 @@ pub fn prepare(
             shared: shared.clone(),
             http: http.clone(),
             listener: kind,
+            listening: parking_lot::Mutex::new(Some(shared.in_flight.enter(Work::Listener))),
         };
         let mut service = Service::new(name.to_string(), front);
         for addr in addrs.iter() {
@@ -394,11 +396,27 @@ impl ShutdownSignalWatch for ChannelShutdown {
     }
 }
 
+/// How a run of the gateway came to an end.
+enum Stopped {
+    /// Pingora's `run` returned, or panicked (with the panic's payload).
+    Pingora(std::thread::Result<()>),
+    /// A graceful stop found nothing left in flight, or its grace period is over.
+    Drained,
+}
+
 impl Prepared {
     /// Start the admin port, the reloader's triggers and the readiness probe on their own
-    /// runtime thread, then run Pingora on this thread until shutdown.
+    /// runtime thread, run Pingora, and return once the gateway has stopped.
+    ///
+    /// A graceful stop (SIGTERM, or the old process of an upgrade once it has handed its
+    /// listeners over) returns as soon as the listeners have stopped and every connection
+    /// and request has finished, or when `grace_period_seconds` is over, whichever comes
+    /// first; the caller then exits. Pingora 0.9.1 cannot end a graceful stop early: once
+    /// its listeners stop, `Server::run` sleeps out the whole grace period, however
+    /// little is left to do, then shuts its runtimes down. So Pingora runs on a thread of
+    /// its own, and this watches what is in flight ([`InFlight`]) from the outside.
     pub fn run(self, run_args: RunArgs) {
-        let ready = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(Readiness::default());
         let admin = Arc::new(Admin {
             reloader: self.reloader.clone(),
             ready: ready.clone(),
@@ -408,6 +426,11 @@ impl Prepared {
         let listener = self.admin_listener;
         let probe = self.probe_addr;
         let watch_changes = true;
+        let phases = self.server.watch_execution_phase();
+        let in_flight = self.shared.in_flight.clone();
+        let grace = Duration::from_secs(self.shared.config.grace_period_seconds);
+        let (stopped_tx, mut stopped) = tokio::sync::mpsc::unbounded_channel();
+        let drained = stopped_tx.clone();
         std::thread::Builder::new()
             .name("permeable-admin".into())
             .spawn(move || {
@@ -427,7 +450,8 @@ impl Prepared {
                     if watch_changes {
                         reloader.spawn_watcher();
                     }
-                    tokio::spawn(wait_until_listening(probe, ready));
+                    tokio::spawn(wait_until_listening(probe, ready.clone()));
+                    tokio::spawn(follow_shutdown(phases, ready, in_flight, grace, drained));
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => admin.serve(l).await,
                         Err(e) => tracing::error!(error = %e, "admin listener unusable"),
@@ -435,11 +459,104 @@ impl Prepared {
                 });
             })
             .ok();
-        self.server.run(run_args);
+        // Pingora gets the signals through a channel: the caller's watcher (Unix signals,
+        // or a test's channel) need not be sendable to Pingora's thread, and it stays
+        // here, where it is still listened to during a graceful stop.
+        let (signal_tx, signal_rx) = tokio::sync::mpsc::channel(1);
+        let server = self.server;
+        std::thread::Builder::new()
+            .name("permeable-pingora".into())
+            .spawn(move || {
+                let pingora_args = RunArgs {
+                    shutdown_signal: Box::new(ChannelShutdown(tokio::sync::Mutex::new(signal_rx))),
+                };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    server.run(pingora_args)
+                }));
+                let _ = stopped_tx.send(Stopped::Pingora(result));
+            })
+            .expect("cannot start the gateway's main thread");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cannot start the signal runtime");
+        let outcome = rt.block_on(async move {
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    outcome = stopped.recv() => return outcome,
+                    signal = run_args.shutdown_signal.recv() => {
+                        // A fast stop (SIGINT) during a graceful one ends it at once.
+                        if stopping && matches!(signal, ShutdownSignal::FastShutdown) {
+                            return None;
+                        }
+                        stopping = true;
+                        // (Pingora reads one signal; any later one is not for it.)
+                        let _ = signal_tx.try_send(signal);
+                    }
+                }
+            }
+        });
+        if let Some(Stopped::Pingora(Err(panic))) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
-async fn wait_until_listening(addr: Option<SocketAddr>, ready: Arc<AtomicBool>) {
+/// How often a stopping gateway looks at what is still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Follow Pingora's execution phases: once it stops accepting, the gateway is no longer
+/// ready; once its listeners have stopped, wait until nothing is in flight (or the grace
+/// period is over) and say so on `stopped`.
+async fn follow_shutdown(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    ready: Arc<Readiness>,
+    in_flight: Arc<InFlight>,
+    grace: Duration,
+    stopped: tokio::sync::mpsc::UnboundedSender<Stopped>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match phases.recv().await {
+            // SIGTERM: the listeners are told to stop.
+            Ok(ExecutionPhase::GracefulTerminate) => ready.stopping(),
+            // Any stop, after an upgrade's hand-over too: the listeners are told to stop.
+            Ok(ExecutionPhase::ShutdownStarted) => break,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+    ready.stopping();
+    tracing::info!(
+        grace_period_seconds = grace.as_secs(),
+        "stopping: no new connections; waiting for in-flight requests and tunnels"
+    );
+    let drain = async {
+        loop {
+            if in_flight.is_idle() {
+                // A connection accepted just before the listeners stopped is counted
+                // when its task first runs: look again a moment later before believing
+                // that nothing is left.
+                tokio::time::sleep(DRAIN_POLL).await;
+                if in_flight.is_idle() {
+                    return;
+                }
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    match tokio::time::timeout(grace, drain).await {
+        Ok(()) => tracing::info!("stopped: nothing left in flight"),
+        Err(_) => tracing::warn!(
+            grace_period_seconds = grace.as_secs(),
+            "stopped: the grace period is over; what was still in flight is cut"
+        ),
+    }
+    let _ = stopped.send(Stopped::Drained);
+}
+
+async fn wait_until_listening(addr: Option<SocketAddr>, ready: Arc<Readiness>) {
     let Some(mut addr) = addr else {
         return;
     };
@@ -448,7 +565,7 @@ async fn wait_until_listening(addr: Option<SocketAddr>, ready: Arc<AtomicBool>) 
     }
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            ready.store(true, Ordering::Release);
+            ready.listening();
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,18 +150,85 @@ impl Drop for ConnGuard {
 }
 
 /// Counts a connection as active while alive.
-struct ActiveGuard;
+struct ActiveGuard {
+    _in_flight: InFlightGuard,
+}
 
 impl ActiveGuard {
-    fn new() -> ActiveGuard {
+    fn new(in_flight: &Arc<InFlight>) -> ActiveGuard {
         metrics::CONNECTIONS_ACTIVE.inc();
-        ActiveGuard
+        ActiveGuard {
+            _in_flight: in_flight.enter(Work::Connection),
+        }
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         metrics::CONNECTIONS_ACTIVE.dec();
+    }
+}
+
+/// What this gateway still has to finish before it may stop: its listeners, the
+/// connections its front door is serving (HTTP, intercepted and blind tunnels alike) and
+/// the requests its pipeline is running.
+///
+/// A stopping gateway exits as soon as all three are at zero (see
+/// [`crate::server::Prepared::run`]). Requests are counted as well as connections
+/// because Pingora runs each HTTP/2 stream in a task of its own, which can still be
+/// logging its request when the connection has already ended.
+#[derive(Default)]
+pub struct InFlight {
+    listeners: AtomicUsize,
+    connections: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+/// A kind of work counted by [`InFlight`].
+#[derive(Clone, Copy)]
+pub enum Work {
+    Listener,
+    Connection,
+    Request,
+}
+
+impl InFlight {
+    fn counter(&self, work: Work) -> &AtomicUsize {
+        match work {
+            Work::Listener => &self.listeners,
+            Work::Connection => &self.connections,
+            Work::Request => &self.requests,
+        }
+    }
+
+    /// Counts `work` until the guard is dropped.
+    pub fn enter(self: &Arc<Self>, work: Work) -> InFlightGuard {
+        self.counter(work).fetch_add(1, Ordering::AcqRel);
+        InFlightGuard {
+            in_flight: self.clone(),
+            work,
+        }
+    }
+
+    /// Nothing left: every listener has stopped, every connection and request ended.
+    pub fn is_idle(&self) -> bool {
+        [Work::Listener, Work::Connection, Work::Request]
+            .iter()
+            .all(|w| self.counter(*w).load(Ordering::Acquire) == 0)
+    }
+}
+
+/// Holds one unit of [`InFlight`] work.
+pub struct InFlightGuard {
+    in_flight: Arc<InFlight>,
+    work: Work,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.in_flight
+            .counter(self.work)
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -183,6 +250,8 @@ pub struct Front {
     pub shared: Arc<Shared>,
     pub http: Arc<pingora::proxy::HttpProxy<Gateway>>,
     pub listener: Listener,
+    /// This service's listeners, counted in [`InFlight`] until Pingora has stopped them.
+    pub listening: Mutex<Option<InFlightGuard>>,
 }
 
 /// Largest CONNECT request head read before giving up on it.
@@ -200,7 +269,7 @@ impl ServerApp for Front {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let _active = ActiveGuard::new();
+        let _active = ActiveGuard::new(&self.shared.in_flight);
         let client = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
@@ -240,6 +309,9 @@ impl ServerApp for Front {
     /// a next request close now rather than at the end of the grace period.
     async fn cleanup(&self) {
         ServerApp::cleanup(&*self.http).await;
+        // Pingora calls this once every accept loop of the service has ended: no new
+        // connection can arrive through it any more.
+        self.listening.lock().take();
     }
 }
 
@@ -624,9 +696,25 @@ impl Front {
         key: u64,
         shutdown: &ShutdownWatch,
     ) {
-        let timeout = self.header_timeout();
+        let deadline = Instant::now() + self.header_timeout();
         let mut hello = Vec::with_capacity(2048);
-        let sni = match tokio::time::timeout(timeout, read_hello(&mut l4, &mut hello)).await {
+        let mut stopping = shutdown.clone();
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        // A connection that has sent nothing yet is idle: the gateway stopping ends it,
+        // as on the explicit listener.
+        let first = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                biased;
+                read = l4.read_buf(&mut hello) => matches!(read, Ok(n) if n > 0),
+                _ = stopping.changed() => false,
+            }
+        });
+        if first.await != Ok(true) {
+            return;
+        }
+        let sni = match tokio::time::timeout_at(deadline, read_hello(&mut l4, &mut hello)).await {
             Ok(Ok(crate::tls::HelloRead::Hello(sni))) => sni,
             _ => return,
         };

@@ -37,7 +37,7 @@ use crate::engine::policy::{Action, Classification, Decision, Policy, RequestHea
 use crate::metrics;
 use crate::pages::{self, Pages};
 use crate::upstream::Resolver;
-use front::{ConnInfo, ConnMode, Connections};
+use front::{ConnInfo, ConnMode, Connections, InFlight, InFlightGuard, Work};
 
 /// Bodies up to this size are read whole before the upstream is contacted and decided
 /// first; Pingora replays them from its retry buffer, which holds this much.
@@ -50,6 +50,8 @@ pub struct Shared {
     pub resolver: Resolver,
     pub tls: Arc<rustls::ServerConfig>,
     pub connections: Arc<Connections>,
+    /// What must finish before a stopping gateway exits.
+    pub in_flight: Arc<InFlight>,
     pub pages: Pages,
     pub audit: Audit,
     pub groups: metrics::GroupAnonymizer,
@@ -187,10 +189,12 @@ pub struct RequestCtx {
     bytes_up: usize,
     /// Domains of the links an inspected post shares (usage analytics; domains only).
     link_domains: Vec<String>,
+    /// Counts this request as in flight until its context is dropped, after `logging`.
+    _in_flight: InFlightGuard,
 }
 
 impl RequestCtx {
-    fn new() -> RequestCtx {
+    fn new(in_flight: InFlightGuard) -> RequestCtx {
         RequestCtx {
             id: RequestId::new(),
             started: Instant::now(),
@@ -211,6 +215,7 @@ impl RequestCtx {
             coached_continue: false,
             bytes_up: 0,
             link_domains: Vec::new(),
+            _in_flight: in_flight,
         }
     }
     pub fn class_ref(&self) -> Option<&Classification> {
@@ -309,7 +314,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        RequestCtx::new(self.shared.in_flight.enter(Work::Request))
     }
 
     /// Runs first for every request: decide where it goes and what the rules say, and

@@ -532,6 +532,7 @@ pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
 pub struct GatewayProcess {
     pub child: std::process::Child,
     pub proxy: SocketAddr,
+    pub admin: SocketAddr,
     pub ca_pem: String,
     _state: tempfile::TempDir,
 }
@@ -539,6 +540,17 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Start `permeable run` with the fixture rules; `resolve` as in `upstream.resolve`.
     pub async fn start(resolve: &[(&str, SocketAddr)], upstream_ca: &str) -> GatewayProcess {
+        GatewayProcess::start_with(resolve, upstream_ca, "").await
+    }
+
+    /// As [`GatewayProcess::start`], with `extra` (top-level YAML lines other than
+    /// `proxy`, `admin`, `rules`, `state_dir`, `audit`, `threads` and `upstream`) added to
+    /// the configuration.
+    pub async fn start_with(
+        resolve: &[(&str, SocketAddr)],
+        upstream_ca: &str,
+        extra: &str,
+    ) -> GatewayProcess {
         let state = tempfile::tempdir().unwrap();
         let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -557,12 +569,17 @@ impl GatewayProcess {
         for (k, v) in resolve {
             yaml.push_str(&format!("    \"{k}\": \"{v}\"\n"));
         }
+        yaml.push_str(extra);
         let config = state.path().join("permeable.yaml");
         std::fs::write(&config, yaml).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_permeable"))
             .args(["run", "--config"])
             .arg(&config)
-            .stderr(std::process::Stdio::null())
+            .stderr(if std::env::var_os("PERMEABLE_GATEWAY_STDERR").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .unwrap();
         let url = format!("http://{admin}/readyz");
@@ -578,6 +595,7 @@ impl GatewayProcess {
         GatewayProcess {
             child,
             proxy,
+            admin,
             ca_pem,
             _state: state,
         }
@@ -610,8 +628,13 @@ impl Drop for GatewayProcess {
 
 /// A TLS client configuration trusting the gateway's CA, offering `alpn`.
 pub fn tls_client_config(gw: &Gateway, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    tls_client_config_trusting(&gw.ca_pem, alpn)
+}
+
+/// A TLS client configuration trusting the CA in `ca_pem`, offering `alpn`.
+pub fn tls_client_config_trusting(ca_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut gw.ca_pem.as_bytes()) {
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -623,6 +646,37 @@ pub fn tls_client_config(gw: &Gateway, alpn: &[&[u8]]) -> Arc<rustls::ClientConf
     .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(cfg)
+}
+
+/// A TLS connection through the proxy at `proxy`: `CONNECT target`, then a handshake for
+/// `sni` trusting the CA in `ca_pem` (the gateway's for an intercepted site, the site's
+/// own for a blind tunnel), offering `alpn`.
+pub async fn connect_through(
+    proxy: SocketAddr,
+    target: &str,
+    sni: &str,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let mut tcp = Reader::new(tcp);
+    tcp.io
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let status_line = tcp.line().await.unwrap_or_default();
+    assert!(
+        status_line.starts_with(b"HTTP/1.1 200"),
+        "CONNECT {target}: {}",
+        String::from_utf8_lossy(&status_line)
+    );
+    while !tcp.line().await.unwrap_or_default().is_empty() {}
+    assert!(tcp.buf.is_empty(), "nothing after the CONNECT answer");
+    tokio_rustls::TlsConnector::from(tls_client_config_trusting(ca_pem, alpn))
+        .connect(sni.to_string().try_into().unwrap(), tcp.io)
+        .await
+        .unwrap()
 }
 
 /// Read until the peer closes (`true`) or `limit` passes (`false`).

@@ -12,3 +12,4 @@ mod policy;
 mod reliability;
 mod rule_pack;
 mod sdk;
+mod stopping;
