@@ -7,7 +7,9 @@
   actually selects the admin Service, by an existing port name, with job "permeable"
   (the label the dashboards and alerts select on);
 - the Deployment keeps its hardening and probes (non-root, read-only root, no
-  capabilities, readiness /readyz and liveness /healthz on the admin port);
+  capabilities, readiness /readyz and liveness /healthz on the admin port), and gives a
+  stopping pod its time (terminationGracePeriodSeconds above the preStop pause plus the
+  gateway's grace_period_seconds);
 - the rules ConfigMap is updated in place (fixed name, mounted without subPath, every
   key mounted back at a path) and fits in a ConfigMap and in the annotation that
   `kubectl apply -k` (client-side apply) keeps; the config ConfigMap is
@@ -109,6 +111,17 @@ def main(path):
 
         cms = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
         need(cfg in cms, f"Deployment: config ConfigMap {cfg!r} is not rendered")
+
+        # A stopping pod keeps serving through the preStop pause, then the gateway takes
+        # up to grace_period_seconds: the kubelet must not kill it before.
+        pre_stop = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command") or []
+        pause = int(pre_stop[1]) if pre_stop[:1] == ["sleep"] and len(pre_stop) == 2 and pre_stop[1].isdigit() else 0
+        gw_cfg = yaml.safe_load(((cms.get(cfg) or {}).get("data") or {}).get("permeable.yaml", "") or "{}") or {}
+        grace = int(gw_cfg.get("grace_period_seconds", 30))
+        termination = pod.get("terminationGracePeriodSeconds", 30)
+        need(termination > pause + grace,
+             f"Deployment: terminationGracePeriodSeconds {termination} must exceed the preStop pause ({pause} s)"
+             f" + grace_period_seconds ({grace} s)")
         rules_cm = cms.get("permeable-rules")
         need(rules_cm is not None, "ConfigMap permeable-rules is not rendered")
         if rules_cm:
