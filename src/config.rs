@@ -203,7 +203,8 @@ pub struct UpstreamConfig {
     pub dns_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
-    /// Offer HTTP/2 to upstreams over TLS.
+    /// Offer HTTP/2 to sites over TLS, to requests that came over HTTP/2 (requests from
+    /// HTTP/1.1 clients go to the site over HTTP/1.1, so that answers keep its framing).
     pub http2: bool,
 }
 

@@ -512,10 +512,13 @@ impl ProxyHttp for Gateway {
             peer.options.read_timeout = Some(timeout);
         }
         peer.options.idle_timeout = Some(Duration::from_secs(60));
-        // A body held back for a late decision goes over HTTP/1.1: chunked framing lets
-        // its length change, and an abort there reaches the client as our answer.
+        // The site is spoken to in the client's own protocol, so that its answer keeps the
+        // site's framing (an HTTP/1.1 client asking an HTTP/2 site would get a chunked
+        // answer where the site sent none). A body held back for a late decision goes over
+        // HTTP/1.1: chunked framing lets its length change, and an abort there reaches the
+        // client as our answer.
         let held = matches!(ctx.body, BodyMode::Held { .. });
-        if target.tls && up.http2 && !session.is_upgrade_req() && !held {
+        if target.tls && up.http2 && session.is_http2() && !session.is_upgrade_req() && !held {
             peer.options.set_http_version(2, 1);
         } else {
             peer.options.set_http_version(1, 1);
