@@ -9,7 +9,8 @@
 //! | `upstream_peer` | resolve the target asynchronously (overrides, private ranges refused), TLS to the real site with verification |
 //! | `upstream_request_filter` | rewrite absolute-form targets, strip identity and proxy headers, fix Content-Length after redaction |
 //! | `request_body_filter` | replay the decided body (redacted when the decision says so); for large or chunked inspected bodies, hold every chunk back until the end, then decide: a block aborts before any byte of the body is sent |
-//! | `response_filter` | on redaction, tell the client what was redacted |
+//! | `upstream_response_filter` | note how the site framed its answer |
+//! | `response_filter` | the site's answer goes on as it came: on redaction, tell the client what was redacted; an answer the site ended by closing is relayed the same way |
 //! | `logging` | metrics and the audit event, for every request, errors included |
 //!
 //! A block is a decision, not an error: [`crate::engine::policy::Decision`] stays a plain value and
@@ -189,6 +190,9 @@ pub struct RequestCtx {
     bytes_up: usize,
     /// Domains of the links an inspected post shares (usage analytics; domains only).
     link_domains: Vec<String>,
+    /// The site's answer has a body that ends when the site closes its connection (HTTP/1
+    /// with neither Content-Length nor Transfer-Encoding).
+    answer_ends_at_close: bool,
     /// Counts this request as in flight until its context is dropped, after `logging`.
     _in_flight: InFlightGuard,
 }
@@ -215,6 +219,7 @@ impl RequestCtx {
             coached_continue: false,
             bytes_up: 0,
             link_domains: Vec::new(),
+            answer_ends_at_close: false,
             _in_flight: in_flight,
         }
     }
@@ -664,12 +669,36 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(
+    /// Runs on the site's answer head as it arrived, before Pingora frames it for the client.
+    async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if !upstream_response.status.is_informational() {
+            ctx.answer_ends_at_close = ends_at_close(session.req_header(), upstream_response);
+        }
+        Ok(())
+    }
+
+    /// Runs on the answer head about to go to the client. The answer is the site's: only a
+    /// redaction adds fields (`x-permeable-*`), and an answer the site ended by closing is
+    /// relayed the same way (see docs/security.md, "Answers arrive as the site sent them").
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.answer_ends_at_close && session.as_http1().is_some() {
+            // Pingora makes such an answer chunked to keep the client's connection
+            // (pingora-proxy's proxy_h1.rs), a Transfer-Encoding the site never sent:
+            // without it the body ends when the client's connection closes, as the site's
+            // did.
+            upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         if let Some(decision) = ctx.decision.as_ref() {
             if decision.action == Action::Redact
                 && (decision.body.is_some() || decision.target.is_some())
@@ -1041,6 +1070,17 @@ fn framing_error(raw_head: Option<&[u8]>, req: &RequestHeader) -> Option<String>
         }
     }
     None
+}
+
+/// Whether an HTTP/1 answer to `req` has a body that ends when the site closes the
+/// connection: neither Content-Length nor Transfer-Encoding, and a status and method that
+/// allow a body (RFC 9112 §6.3).
+fn ends_at_close(req: &RequestHeader, resp: &ResponseHeader) -> bool {
+    resp.version != http::Version::HTTP_2
+        && req.method != http::Method::HEAD
+        && !matches!(resp.status.as_u16(), 100..=199 | 204 | 304)
+        && !resp.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !resp.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 fn request_has_body(req: &RequestHeader) -> bool {

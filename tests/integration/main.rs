@@ -1,6 +1,7 @@
 //! One integration-test binary: the gateway in-process against real local servers with
 //! real TLS, driven by real clients.
 
+mod answers;
 mod browser;
 mod gateway;
 mod harness;
