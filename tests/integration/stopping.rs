@@ -66,15 +66,18 @@ async fn an_idle_gateway_exits_within_two_seconds_of_sigterm() {
     let ca = TestCa::new("upstream test CA");
     let site = Upstream::start(Some(ca.server_config(&["x.com"]))).await;
     let plain = Upstream::start(None).await;
-    // The default grace period (30 s): idle connections must not make it wait.
-    let mut gw = GatewayProcess::start(
+    // The default grace period (30 s) and head deadline (60 s): idle connections must not
+    // make it wait.
+    let transparent = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut gw = GatewayProcess::start_with(
         &[("x.com:443", site.addr), ("x.com:80", plain.addr)],
         &ca.pem,
+        &format!("transparent:\n  https_listen: [\"{transparent}\"]\n"),
     )
     .await;
     // Idle connections of every kind the front door serves: a plain keep-alive one that
-    // carried a request, one that never sent a byte, intercepted HTTP/1.1 and HTTP/2
-    // ones that carried a request each.
+    // carried a request, ones that never sent a byte (explicit and transparent TLS
+    // listeners), intercepted HTTP/1.1 and HTTP/2 ones that carried a request each.
     let mut plain_conn = Reader::new(TcpStream::connect(gw.proxy).await.unwrap());
     plain_conn
         .io
@@ -86,6 +89,7 @@ async fn an_idle_gateway_exits_within_two_seconds_of_sigterm() {
         200
     );
     let _silent = TcpStream::connect(gw.proxy).await.unwrap();
+    let _silent_tls = TcpStream::connect(transparent).await.unwrap();
     let tls = connect_through(gw.proxy, "x.com:443", "x.com", &gw.ca_pem, &[b"http/1.1"]).await;
     let mut h1 = Reader::new(tls);
     h1.io
