@@ -553,10 +553,20 @@ impl Front {
     ) {
         let acceptor =
             pingora::listeners::tls::Acceptor::from_server_config(self.shared.tls.clone());
-        let tls = match acceptor.tls_handshake(*l4).await {
-            Ok(tls) => tls,
-            Err(e) => {
+        // The handshake is part of the head: a client that connects and never finishes it
+        // is cut off at the same deadline (and cannot hold a stopping gateway open).
+        let handshake = tokio::time::timeout(self.header_timeout(), acceptor.tls_handshake(*l4));
+        let tls = match handshake.await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
                 tracing::debug!(client = %client, host = %host, error = %e, "client TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                metrics::CLIENT_TIMEOUTS_TOTAL
+                    .with_label_values(&["head"])
+                    .inc();
+                tracing::info!(client = %client, host = %host, "closed: TLS handshake not complete within proxy.header_timeout_seconds");
                 return;
             }
         };

@@ -2041,6 +2041,19 @@ async fn slow_headers_inside_a_tunnel_are_timed_out() {
     .await;
     assert!(cut, "a slow second head inside a tunnel was not cut off");
     assert_eq!(x.count(), 1, "only the first request reached the site");
+
+    // A client that opens an intercepted tunnel and never finishes its TLS handshake is cut
+    // off at the same deadline.
+    let mut tcp = TcpStream::connect(gw.proxy).await.unwrap();
+    tcp.write_all(b"CONNECT x.com:443 HTTP/1.1\r\nHost: x.com:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut established = [0u8; 39];
+    tcp.read_exact(&mut established).await.unwrap();
+    assert!(established.starts_with(b"HTTP/1.1 200"));
+    tcp.write_all(&[22, 3, 1, 0, 200, 1]).await.unwrap();
+    let (_, closed) = read_answer(&mut tcp, Duration::from_secs(10)).await;
+    assert!(closed, "an unfinished TLS handshake held the tunnel open");
 }
 
 /// Sends `head`, then `chunk` every `every` until the gateway cuts the connection
