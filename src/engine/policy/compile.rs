@@ -970,10 +970,25 @@ fn compile_detector(
             ));
         }
     }
+    let placeholders = d
+        .placeholders
+        .as_ref()
+        .map(|p| compile_placeholders(doc, base, p, errors));
+    if let Some(v) = &d.variants {
+        if dictionary.is_empty() && *v != detect::Variants::default() {
+            errors.push(doc.err(
+                &with(base, key("variants")),
+                "`variants` applies to a `dictionary` or `dictionary_file`",
+            ));
+        }
+    }
     if errors.len() > before {
         return None;
     }
     let redaction = compile_redaction(&d.redaction, &d.category);
+    let wrapped = d
+        .wrapped
+        .unwrap_or_else(|| Detector::wrapped_by_default(&d.category));
     Some(DetectorDef {
         detector: Detector {
             id: d.id,
@@ -981,11 +996,46 @@ fn compile_detector(
             validator,
             context,
             redaction,
+            placeholders,
+            wrapped,
         },
         patterns,
         case_insensitive: d.case_insensitive,
         dictionary,
+        variants: d.variants.unwrap_or_default(),
     })
+}
+
+/// A detector's `placeholders:` block, its patterns checked where they are written.
+fn compile_placeholders(
+    doc: &Doc<'_>,
+    base: &[Seg],
+    p: &schema::PlaceholdersSpec,
+    errors: &mut Vec<LocatedError>,
+) -> detect::Placeholders {
+    let at = |k: &str| [base, &[key("placeholders"), key(k)]].concat();
+    let mut regex = |k: &str, src: &Option<String>, anchored: bool| {
+        let src = src.as_ref()?;
+        let src = if anchored { format!("^(?:{src})") } else { src.clone() };
+        compile_regex(doc, &at(k), &src, errors)
+    };
+    let prefix = regex("prefix", &p.prefix, true);
+    let example_pattern = regex("example_pattern", &p.example_pattern, false);
+    let min_entropy = p.min_entropy.unwrap_or(0.0);
+    if !(0.0..=8.0).contains(&min_entropy) {
+        errors.push(doc.err(
+            &at("min_entropy"),
+            "min_entropy is in bits per character: 0 to 8",
+        ));
+    }
+    detect::Placeholders {
+        prefix,
+        min_entropy,
+        runs: p.runs.unwrap_or(true),
+        examples: p.examples.clone(),
+        example_pattern,
+        report_examples: p.report_examples,
+    }
 }
 
 /// A category condition: exact, `prefix.*`, or `*`.

@@ -182,6 +182,32 @@ pub struct DetectorSpec {
     pub context: Option<ContextSpec>,
     #[serde(default)]
     pub redaction: Option<RedactionSpec>,
+    /// Written variants of the dictionary's terms (default: all kinds).
+    #[serde(default)]
+    pub variants: Option<crate::engine::detect::Variants>,
+    #[serde(default)]
+    pub placeholders: Option<PlaceholdersSpec>,
+    /// Whether the detector also reads base64 blobs (default: `secret.*` detectors).
+    #[serde(default)]
+    pub wrapped: Option<bool>,
+}
+
+/// What a detector's placeholders look like (see `detect::placeholder`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceholdersSpec {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub min_entropy: Option<f64>,
+    #[serde(default)]
+    pub runs: Option<bool>,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub example_pattern: Option<String>,
+    #[serde(default)]
+    pub report_examples: bool,
 }
 
 #[derive(Debug, Deserialize)]

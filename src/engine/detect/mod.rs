@@ -1,15 +1,28 @@
-//! Detectors of sensitive content: regexes compiled together, case-insensitive whole-word
-//! dictionaries, validators (checksums and formats) and context words.
+//! Detectors of sensitive content: regexes compiled together, dictionaries matched as
+//! people write their terms, validators (checksums and formats), placeholder rules and
+//! context words — all run on a normalised *matching view* of each text, with findings
+//! reported at exact offsets in the text itself.
 //!
 //! # How a text is scanned
-//! 1. One [`regex::RegexSet`] of every pattern of every detector runs once over the text and
-//!    says which patterns match anywhere. Text without findings costs that one pass.
+//! 0. The text's matching view is made (`view`: NFKC, invisible characters removed, Unicode
+//!    spaces and dashes read as plain ones). An all-ASCII text is its own view.
+//! 1. One [`regex::RegexSet`] of every pattern of every detector (and of the base64 blob
+//!    pattern, when some detector reads wrapped text) runs once over the view and says
+//!    which patterns match anywhere. Text without findings costs that one pass.
 //! 2. Each pattern that matched runs on its own to find every (non-overlapping, leftmost-
 //!    first) match. A pattern with a capture group named `value` reports that group's span.
-//! 3. One Aho–Corasick automaton of every dictionary entry (ASCII case-insensitive) reports
-//!    all overlapping occurrences; only whole words count (the characters around the match
-//!    are not alphanumeric or `_`).
-//! 4. Each candidate is checked by its detector's validator, then its context words.
+//! 3. Dictionaries (`dictionary`): one Aho–Corasick automaton of the terms' first words
+//!    finds where a term may start, then each term's written variants are checked (case,
+//!    separators, hashtags and mentions, suffixes, look-alike letters of other scripts;
+//!    each kind can be switched off per detector). Non-ASCII views are read a second time
+//!    with look-alike letters as ASCII when a dictionary wants them.
+//! 4. Each base64 blob is decoded once and its text scanned by the detectors that read
+//!    wrapped text (`wrapped`); a finding there is reported as the whole blob.
+//! 5. Each candidate is checked by its detector's validator, its placeholder rules (a
+//!    secret's shape that is obviously not a secret is not reported) and its context words.
+//! 6. Spans of the view are mapped back to the text (`view::OffsetMap`): a value is
+//!    reported with every character it was made from, invisible ones inside it included,
+//!    and nothing around it.
 //!
 //! # Overlaps
 //! Matches of *different* detectors are all reported, even when they overlap (a URL on an
@@ -19,14 +32,28 @@
 //! then detector order.
 //!
 //! # Hostile input
-//! The `regex` crate guarantees matching in time linear in the text for any pattern;
-//! validators are linear in the match; context look-ups are bounded by the window. No
-//! input panics. Offsets are byte offsets into the field text, always on char boundaries.
+//! The `regex` crate guarantees matching in time linear in the text for any pattern; the
+//! view is made in one pass; a dictionary walk from a candidate start is bounded by the
+//! longest term; blobs are decoded once, never recursively, and only up to
+//! `wrapped::MAX_BLOB`; validators are linear in the match; context look-ups are bounded
+//! by the window. No input panics. Offsets are byte offsets into the field text, always on
+//! char boundaries.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+mod dictionary;
+mod placeholder;
+mod validate;
+pub mod view;
+mod wrapped;
+
 use regex::{Regex, RegexSet};
 
 use crate::engine::redact::Redaction;
+
+pub use dictionary::Variants;
+pub use placeholder::{entropy, Placeholders};
+pub use validate::*;
+
+use dictionary::Dictionaries;
 
 /// The categories of DESIGN.md. Detectors must use one of them (or `custom.…`).
 pub const CATEGORIES: &[&str] = &[
@@ -56,306 +83,6 @@ pub fn is_known_category(category: &str) -> bool {
             .is_some_and(|r| !r.is_empty())
 }
 
-/// Checks that a candidate match is real.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Validator {
-    Luhn,
-    Iban,
-    UsSsn,
-    UkNino,
-    Jwt,
-    AwsKey,
-    PrivateIpv4,
-    Email,
-}
-
-impl Validator {
-    pub const NAMES: &'static [&'static str] = &[
-        "luhn",
-        "iban",
-        "us_ssn",
-        "uk_nino",
-        "jwt",
-        "aws_key",
-        "private_ipv4",
-        "email",
-    ];
-
-    pub fn parse(name: &str) -> Option<Validator> {
-        Some(match name {
-            "luhn" => Validator::Luhn,
-            "iban" => Validator::Iban,
-            "us_ssn" | "ssn" => Validator::UsSsn,
-            "uk_nino" | "nino" => Validator::UkNino,
-            "jwt" => Validator::Jwt,
-            "aws_key" => Validator::AwsKey,
-            "private_ipv4" => Validator::PrivateIpv4,
-            "email" => Validator::Email,
-            _ => return None,
-        })
-    }
-
-    pub fn check(&self, s: &str) -> bool {
-        match self {
-            Validator::Luhn => luhn(s),
-            Validator::Iban => iban(s),
-            Validator::UsSsn => us_ssn(s),
-            Validator::UkNino => uk_nino(s),
-            Validator::Jwt => jwt(s),
-            Validator::AwsKey => aws_key(s),
-            Validator::PrivateIpv4 => private_ipv4(s),
-            Validator::Email => email(s),
-        }
-    }
-}
-
-/// Luhn checksum over the digits (spaces and dashes ignored), 12 to 19 digits.
-pub fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if s.chars()
-        .any(|c| !(c.is_ascii_digit() || c == ' ' || c == '-'))
-    {
-        return false;
-    }
-    if !(12..=19).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-fn iban_length(country: &str) -> Option<usize> {
-    const LENGTHS: &[(&str, usize)] = &[
-        ("AD", 24),
-        ("AE", 23),
-        ("AL", 28),
-        ("AT", 20),
-        ("AZ", 28),
-        ("BA", 20),
-        ("BE", 16),
-        ("BG", 22),
-        ("BH", 22),
-        ("BR", 29),
-        ("BY", 28),
-        ("CH", 21),
-        ("CR", 22),
-        ("CY", 28),
-        ("CZ", 24),
-        ("DE", 22),
-        ("DK", 18),
-        ("DO", 28),
-        ("EE", 20),
-        ("EG", 29),
-        ("ES", 24),
-        ("FI", 18),
-        ("FO", 18),
-        ("FR", 27),
-        ("GB", 22),
-        ("GE", 22),
-        ("GI", 23),
-        ("GL", 18),
-        ("GR", 27),
-        ("GT", 28),
-        ("HR", 21),
-        ("HU", 28),
-        ("IE", 22),
-        ("IL", 23),
-        ("IQ", 23),
-        ("IS", 26),
-        ("IT", 27),
-        ("JO", 30),
-        ("KW", 30),
-        ("KZ", 20),
-        ("LB", 28),
-        ("LC", 32),
-        ("LI", 21),
-        ("LT", 20),
-        ("LU", 20),
-        ("LV", 21),
-        ("LY", 25),
-        ("MC", 27),
-        ("MD", 24),
-        ("ME", 22),
-        ("MK", 19),
-        ("MR", 27),
-        ("MT", 31),
-        ("MU", 30),
-        ("NL", 18),
-        ("NO", 15),
-        ("PK", 24),
-        ("PL", 28),
-        ("PS", 29),
-        ("PT", 25),
-        ("QA", 29),
-        ("RO", 24),
-        ("RS", 22),
-        ("SA", 24),
-        ("SC", 31),
-        ("SD", 18),
-        ("SE", 24),
-        ("SI", 19),
-        ("SK", 24),
-        ("SM", 27),
-        ("ST", 25),
-        ("SV", 28),
-        ("TL", 23),
-        ("TN", 24),
-        ("TR", 26),
-        ("UA", 29),
-        ("VA", 22),
-        ("VG", 24),
-        ("XK", 20),
-    ];
-    LENGTHS.iter().find(|(c, _)| *c == country).map(|(_, n)| *n)
-}
-
-/// IBAN: known country, its exact length, mod-97 = 1 (spaces ignored, case-insensitive).
-pub fn iban(s: &str) -> bool {
-    let compact: String = s
-        .chars()
-        .filter(|c| *c != ' ' && *c != '-')
-        .collect::<String>()
-        .to_ascii_uppercase();
-    if compact.len() < 15 || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return false;
-    }
-    let (country, rest) = compact.split_at(2);
-    if iban_length(country) != Some(compact.len()) || !rest[..2].chars().all(|c| c.is_ascii_digit())
-    {
-        return false;
-    }
-    let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
-    let mut rem: u64 = 0;
-    for c in rearranged.chars() {
-        let v = match c.to_digit(36) {
-            Some(v) => v as u64,
-            None => return false,
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
-        } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    rem == 1
-}
-
-/// US SSN: `AAA-GG-SSSS` (or 9 digits, or spaces): area not 000, 666 or 9xx; group not
-/// 00; serial not 0000; not a well-known advertising number.
-pub fn us_ssn(s: &str) -> bool {
-    let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() != 9
-        || s.chars()
-            .any(|c| !(c.is_ascii_digit() || c == '-' || c == ' '))
-    {
-        return false;
-    }
-    let area: u32 = digits[0..3].parse().unwrap_or(0);
-    let group: u32 = digits[3..5].parse().unwrap_or(0);
-    let serial: u32 = digits[5..9].parse().unwrap_or(0);
-    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
-        return false;
-    }
-    !matches!(digits.as_str(), "078051120" | "219099999" | "123456789")
-}
-
-/// UK National Insurance number: two prefix letters (not D, F, I, Q, U, V; second not O;
-/// not BG, GB, KN, NK, NT, TN, ZZ), six digits, suffix A–D. Spaces ignored.
-pub fn uk_nino(s: &str) -> bool {
-    let c: Vec<char> = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if c.len() != 9 {
-        return false;
-    }
-    let (a, b) = (c[0], c[1]);
-    if !a.is_ascii_uppercase() || !b.is_ascii_uppercase() {
-        return false;
-    }
-    if "DFIQUV".contains(a) || "DFIQUVO".contains(b) {
-        return false;
-    }
-    let prefix: String = [a, b].iter().collect();
-    if ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix.as_str()) {
-        return false;
-    }
-    c[2..8].iter().all(|d| d.is_ascii_digit()) && "ABCD".contains(c[8])
-}
-
-/// JWT: three base64url segments whose header decodes to a JSON object with `alg`.
-pub fn jwt(s: &str) -> bool {
-    use base64::Engine;
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() != 3 || parts[0].is_empty() || parts[1].is_empty() {
-        return false;
-    }
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let Ok(header) = engine.decode(parts[0].trim_end_matches('=')) else {
-        return false;
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&header) else {
-        return false;
-    };
-    value.get("alg").is_some_and(|a| a.is_string())
-}
-
-/// AWS access key id: a known 4-letter prefix and 16 base32 characters.
-pub fn aws_key(s: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA", "ABIA", "ACCA",
-    ];
-    s.len() == 20
-        && PREFIXES.iter().any(|p| s.starts_with(p))
-        && s[4..]
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
-}
-
-/// A private-range (RFC 1918), loopback-free IPv4 address, optionally with a port.
-pub fn private_ipv4(s: &str) -> bool {
-    let host = s.split(':').next().unwrap_or(s);
-    let Ok(ip) = host.parse::<std::net::Ipv4Addr>() else {
-        return false;
-    };
-    ip.is_private()
-}
-
-/// A plausible e-mail address: one `@`, a dotted domain with an alphabetic TLD of 2+.
-pub fn email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    if local.is_empty() || local.len() > 64 || domain.len() > 253 || local.contains('@') {
-        return false;
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    labels.len() >= 2
-        && labels
-            .iter()
-            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
-        && labels
-            .last()
-            .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()))
-}
-
 /// Nearby words that make a match count (or make it more certain).
 #[derive(Clone, Debug)]
 pub struct Context {
@@ -373,6 +100,17 @@ pub struct Detector {
     pub validator: Option<Validator>,
     pub context: Option<Context>,
     pub redaction: Redaction,
+    /// What its placeholders look like (not reported).
+    pub placeholders: Option<Placeholders>,
+    /// Whether it also reads the text of base64 blobs.
+    pub wrapped: bool,
+}
+
+impl Detector {
+    /// Whether a detector of `category` reads wrapped text unless its rule file says.
+    pub fn wrapped_by_default(category: &str) -> bool {
+        category.starts_with("secret.")
+    }
 }
 
 /// A detector's definition, as compiled from a rule file.
@@ -382,6 +120,8 @@ pub struct DetectorDef {
     pub patterns: Vec<String>,
     pub case_insensitive: bool,
     pub dictionary: Vec<String>,
+    /// Which written variants of the dictionary's terms count.
+    pub variants: Variants,
 }
 
 /// One match of a detector in a text.
@@ -393,6 +133,24 @@ pub struct Match {
     pub end: usize,
 }
 
+/// How a match was made, for `explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explained {
+    pub matched: Match,
+    /// The text of the matching view the detector matched.
+    pub view_text: String,
+    /// How: "as written", "variant: case, separators", "decoded from base64"…
+    pub how: String,
+}
+
+/// A scan with the matching view it was made on (for `explain`).
+#[derive(Clone, Debug, Default)]
+pub struct ExplainedScan {
+    /// The view, when it differs from the text.
+    pub view: Option<String>,
+    pub matches: Vec<Explained>,
+}
+
 /// Every detector of a rule set, compiled together.
 #[derive(Debug, Default)]
 pub struct Detectors {
@@ -400,9 +158,13 @@ pub struct Detectors {
     set: Option<RegexSet>,
     /// Per pattern of the set: its regex, its detector, whether it has a `value` group.
     patterns: Vec<(Regex, usize, bool)>,
-    dictionary: Option<AhoCorasick>,
-    /// Per dictionary entry: its detector.
-    entry_owner: Vec<usize>,
+    dictionaries: Option<Dictionaries>,
+    /// The blob pattern (its index in the set is `patterns.len()`), when some detector
+    /// reads wrapped text.
+    blob: Option<Regex>,
+    /// The detectors that read wrapped text, compiled on their own, and the index of each
+    /// in this set.
+    wrapped: Option<Box<(Detectors, Vec<usize>)>>,
 }
 
 /// Applies a detector's case option to a pattern.
@@ -417,15 +179,42 @@ pub fn effective_pattern(pattern: &str, case_insensitive: bool) -> String {
 /// Size limit of compiled regexes (bytes); rule sets beyond it are rejected.
 const REGEX_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
+/// A candidate in view coordinates, with how it was found.
+struct Candidate {
+    detector: usize,
+    start: usize,
+    end: usize,
+    how: How,
+}
+
+#[derive(Clone, Copy)]
+enum How {
+    Pattern,
+    Dictionary(dictionary::Used),
+    Wrapped,
+}
+
 impl Detectors {
     /// Compiles detectors whose patterns were each checked already. An `Err` concerns the
     /// set as a whole (for example, too large).
     pub fn build(defs: Vec<DetectorDef>) -> Result<Detectors, String> {
+        Self::build_layer(defs, true)
+    }
+
+    fn build_layer(defs: Vec<DetectorDef>, outer: bool) -> Result<Detectors, String> {
+        let wrapped_defs: Vec<(usize, DetectorDef)> = if outer {
+            defs.iter()
+                .enumerate()
+                .filter(|(_, d)| d.detector.wrapped && !d.patterns.is_empty())
+                .map(|(i, d)| (i, d.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut detectors = Vec::new();
         let mut sources = Vec::new();
         let mut patterns = Vec::new();
-        let mut words = Vec::new();
-        let mut entry_owner = Vec::new();
+        let mut dicts = Vec::new();
         for (i, def) in defs.into_iter().enumerate() {
             for p in &def.patterns {
                 let src = effective_pattern(p, def.case_insensitive);
@@ -437,15 +226,23 @@ impl Detectors {
                 patterns.push((re, i, has_value));
                 sources.push(src);
             }
-            for w in &def.dictionary {
-                let w = w.trim();
-                if !w.is_empty() {
-                    words.push(w.to_string());
-                    entry_owner.push(i);
-                }
+            if !def.dictionary.is_empty() {
+                dicts.push((i, def.variants, def.dictionary));
             }
             detectors.push(def.detector);
         }
+        let wrapped = if wrapped_defs.is_empty() {
+            None
+        } else {
+            let (index, defs): (Vec<usize>, Vec<DetectorDef>) = wrapped_defs.into_iter().unzip();
+            Some(Box::new((Self::build_layer(defs, false)?, index)))
+        };
+        let blob = if wrapped.is_some() {
+            sources.push(wrapped::BLOB_PATTERN.to_string());
+            Some(Regex::new(wrapped::BLOB_PATTERN).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         let set = if sources.is_empty() {
             None
         } else {
@@ -457,23 +254,13 @@ impl Detectors {
                     .map_err(|e| format!("the detectors' patterns do not compile together: {e}"))?,
             )
         };
-        let dictionary = if words.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&words)
-                    .map_err(|e| format!("dictionaries do not compile: {e}"))?,
-            )
-        };
         Ok(Detectors {
             detectors,
             set,
             patterns,
-            dictionary,
-            entry_owner,
+            dictionaries: Dictionaries::build(dicts)?,
+            blob,
+            wrapped,
         })
     }
 
@@ -497,43 +284,129 @@ impl Detectors {
         self.detectors.iter().position(|d| d.id == id)
     }
 
-    /// Every validated match in `text`, ordered by start, end, detector.
+    /// Every validated match in `text`, ordered by start, end, detector. Offsets are bytes
+    /// of `text` (not of its matching view).
     pub fn scan(&self, text: &str) -> Vec<Match> {
-        let mut out: Vec<Match> = Vec::new();
+        let view = view::matching_view(text);
+        let found = self.scan_view(&view.text);
+        let mut out: Vec<Match> = found
+            .into_iter()
+            .map(|c| {
+                let (start, end) = view.to_original(c.start, c.end);
+                Match {
+                    detector: c.detector,
+                    start,
+                    end,
+                }
+            })
+            .collect();
+        out.sort_by_key(|m| (m.start, m.end, m.detector));
+        out.dedup();
+        out
+    }
+
+    /// [`Detectors::scan`], with the view each match was made on and how.
+    pub fn scan_explained(&self, text: &str) -> ExplainedScan {
+        let view = view::matching_view(text);
+        let found = self.scan_view(&view.text);
+        let mut matches: Vec<Explained> = found
+            .into_iter()
+            .map(|c| {
+                let (start, end) = view.to_original(c.start, c.end);
+                let how = match c.how {
+                    How::Pattern => "pattern".to_string(),
+                    How::Dictionary(u) => u.describe(),
+                    How::Wrapped => "decoded from base64".to_string(),
+                };
+                let how = if view.changed() && view.text.get(c.start..c.end) != text.get(start..end) {
+                    format!("{how}; normalised text")
+                } else {
+                    how
+                };
+                Explained {
+                    matched: Match {
+                        detector: c.detector,
+                        start,
+                        end,
+                    },
+                    view_text: view.text.get(c.start..c.end).unwrap_or("").to_string(),
+                    how,
+                }
+            })
+            .collect();
+        matches.sort_by_key(|e| (e.matched.start, e.matched.end, e.matched.detector));
+        matches.dedup_by(|a, b| a.matched == b.matched);
+        ExplainedScan {
+            view: view.changed().then(|| view.text.into_owned()),
+            matches,
+        }
+    }
+
+    /// Every validated candidate in a matching view, in view coordinates, overlaps of one
+    /// detector reduced.
+    fn scan_view(&self, text: &str) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut blobs = false;
         if let Some(set) = &self.set {
             let hits = set.matches(text);
             if hits.matched_any() {
                 for pi in hits.iter() {
-                    let (re, det, has_value) = &self.patterns[pi];
+                    let Some((re, det, has_value)) = self.patterns.get(pi) else {
+                        blobs = true;
+                        continue;
+                    };
                     if *has_value {
                         for caps in re.captures_iter(text) {
                             if let Some(m) = caps.name("value").or_else(|| caps.get(0)) {
-                                self.accept(text, *det, m.start(), m.end(), &mut out);
+                                self.accept(text, *det, m.start(), m.end(), How::Pattern, &mut out);
                             }
                         }
                     } else {
                         for m in re.find_iter(text) {
-                            self.accept(text, *det, m.start(), m.end(), &mut out);
+                            self.accept(text, *det, m.start(), m.end(), How::Pattern, &mut out);
                         }
                     }
                 }
             }
         }
-        if let Some(ac) = &self.dictionary {
-            for m in ac.find_overlapping_iter(text) {
-                let (s, e) = (m.start(), m.end());
-                if is_whole_word(text, s, e) {
-                    let det = self.entry_owner[m.pattern().as_usize()];
-                    self.accept(text, det, s, e, &mut out);
+        if let Some(dicts) = &self.dictionaries {
+            let look = if dicts.wants_lookalikes() && !text.is_ascii() {
+                view::lookalike_view(text)
+            } else {
+                view::View {
+                    text: std::borrow::Cow::Borrowed(text),
+                    map: None,
+                }
+            };
+            for m in dicts.scan(&look.text, look.map.as_ref()) {
+                let (s, e) = look.to_original(m.start, m.end);
+                self.accept(text, m.detector, s, e, How::Dictionary(m.used), &mut out);
+            }
+        }
+        if blobs {
+            if let (Some(blob), Some(inner)) = (&self.blob, &self.wrapped) {
+                let (inner, index) = &**inner;
+                for b in blob.find_iter(text) {
+                    let Some(decoded) = wrapped::decode_blob(b.as_str()) else {
+                        continue;
+                    };
+                    for m in inner.scan(&decoded) {
+                        if let Some(&det) = index.get(m.detector) {
+                            out.push(Candidate {
+                                detector: det,
+                                start: b.start(),
+                                end: b.end(),
+                                how: How::Wrapped,
+                            });
+                        }
+                    }
                 }
             }
         }
-        out.sort_by_key(|m| (m.detector, m.start, std::cmp::Reverse(m.end)));
         // Same detector, overlapping: keep the longest, then the earliest.
-        let mut kept: Vec<Match> = Vec::with_capacity(out.len());
-        let mut by_len = out.clone();
-        by_len.sort_by_key(|m| (m.detector, std::cmp::Reverse(m.end - m.start), m.start));
-        for m in by_len {
+        out.sort_by_key(|m| (m.detector, std::cmp::Reverse(m.end - m.start), m.start));
+        let mut kept: Vec<Candidate> = Vec::with_capacity(out.len());
+        for m in out {
             if !kept
                 .iter()
                 .any(|k| k.detector == m.detector && k.start < m.end && m.start < k.end)
@@ -541,11 +414,18 @@ impl Detectors {
                 kept.push(m);
             }
         }
-        kept.sort_by_key(|m| (m.start, m.end, m.detector));
         kept
     }
 
-    fn accept(&self, text: &str, det: usize, start: usize, end: usize, out: &mut Vec<Match>) {
+    fn accept(
+        &self,
+        text: &str,
+        det: usize,
+        start: usize,
+        end: usize,
+        how: How,
+        out: &mut Vec<Candidate>,
+    ) {
         if start >= end {
             return;
         }
@@ -560,15 +440,21 @@ impl Detectors {
                 return;
             }
         }
+        if let Some(p) = &d.placeholders {
+            if p.reason(value).is_some() {
+                return;
+            }
+        }
         if let Some(ctx) = &d.context {
             if ctx.required && !has_context(text, start, end, ctx) {
                 return;
             }
         }
-        out.push(Match {
+        out.push(Candidate {
             detector: det,
             start,
             end,
+            how,
         });
     }
 }
@@ -646,10 +532,13 @@ mod tests {
                 validator: v,
                 context: None,
                 redaction: Redaction::default_for(cat),
+                placeholders: None,
+                wrapped: Detector::wrapped_by_default(cat),
             },
             patterns: patterns.iter().map(|s| s.to_string()).collect(),
             case_insensitive: false,
             dictionary: dict.iter().map(|s| s.to_string()).collect(),
+            variants: Variants::default(),
         }
     }
 
