@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints the IBAN detector's pattern: one alternative per country with its exact length
-(SWIFT IBAN registry), printed as groups of four with optional single spaces or dashes, so
+(SWIFT IBAN registry), printed as groups of four with optional separators (a space, hyphen,
+dot or slash, up to two: the matching view has already read no-break spaces as spaces), so
 the match never swallows a following word or number. The `iban` validator then checks the
 country length again and the mod-97 checksum."""
 LENGTHS = {
@@ -15,6 +16,8 @@ LENGTHS = {
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
+SEP = r"[ \-./]{0,2}"
+
 def pattern() -> str:
     by_len = {}
     for cc, n in sorted(LENGTHS.items()):
@@ -23,9 +26,9 @@ def pattern() -> str:
     for n, ccs in sorted(by_len.items()):
         bban = n - 4
         groups, rest = divmod(bban, 4)
-        body = "(?:[ -]?[A-Z0-9]{4}){%d}" % groups
+        body = "(?:%s[A-Z0-9]{4}){%d}" % (SEP, groups)
         if rest:
-            body += "[ -]?[A-Z0-9]{%d}" % rest
+            body += SEP + "[A-Z0-9]{%d}" % rest
         alts.append("(?:%s)[0-9]{2}%s" % ("|".join(ccs), body))
     return r"(?-u:\b)(?:" + "|".join(alts) + r")(?-u:\b)"
 

@@ -587,7 +587,8 @@ fn inside_tag(text: &str, at: usize) -> bool {
     false
 }
 
-/// Whether a tag's words part at `at`: `_`, a digit, or a change of case.
+/// Whether a tag's words part at `at`: `_`, a digit, a change of case, or a capitalised
+/// word.
 fn tag_right_edge(text: &str, at: usize, last: char, next: char) -> bool {
     if next == '_' || next.is_ascii_digit() {
         return true;
@@ -595,9 +596,9 @@ fn tag_right_edge(text: &str, at: usize, last: char, next: char) -> bool {
     if last.is_lowercase() && next.is_uppercase() {
         return true;
     }
-    // "BLUEHERONLaunch": capitals, then a capitalised word.
+    // "BLUEHERONLaunch", "Kestrel7Rocks": a capitalised word follows.
     let mut rest = text[at..].chars().skip(1);
-    last.is_uppercase() && next.is_uppercase() && rest.next().is_some_and(char::is_lowercase)
+    next.is_uppercase() && rest.next().is_some_and(char::is_lowercase)
 }
 
 /// Whether a suffix glued at `at` ends the word: `_…`, `v2`, `v2.1`, or digits after a
@@ -677,6 +678,7 @@ mod tests {
             ("deploy_blueheron now", "blueheron"),
             ("#TeamBlueheron", "Blueheron"),
             ("#BLUEHERONLaunch", "BLUEHERON"),
+            ("#Kestrel7Rocks", "Kestrel7"),
             ("#ProjectNightjarUpdate", "ProjectNightjar"),
             ("@blueheron_team", "blueheron"),
             ("KESTREL7 and", "KESTREL7"),
@@ -712,6 +714,7 @@ mod tests {
             "KESTREL-7B part",
             "blueHeron",
             "KESTREL 7",
+            "#KESTREL7B",
         ] {
             assert!(found(&d, text).is_empty(), "{text}: {:?}", found(&d, text));
         }

@@ -6,7 +6,8 @@
 //! look like (`placeholders:` in its rule file). A candidate is a placeholder when its
 //! *secret part* (the value less the detector's fixed `prefix`):
 //! - is made of runs: split at `-`, `_`, `.`, `/`, every piece is one character repeated
-//!   (`XXXX`, `0000`) or a plain sequence (`1234`, `abcd`);
+//!   (`XXXX`, `0000`), a plain sequence (`1234`, `abcd`) or a shorter block repeated
+//!   (`ABCDABCD`, `1234567890abcdef1234567890abcdef`);
 //! - or has a Shannon entropy below the detector's floor (`min_entropy`, bits per
 //!   character): random secrets sit far above it (the shipped floors are chosen so that a
 //!   random value of the format falls below them far less often than once in a billion);
@@ -89,14 +90,22 @@ pub fn entropy(s: &str) -> f64 {
         .sum()
 }
 
+/// `a` then `b` in a typed sequence: the next character, or a digit run or the hexadecimal
+/// or Latin alphabet starting again (`…890abc`, `…def123`).
 fn is_sequence_step(a: u8, b: u8) -> bool {
     b == a.wrapping_add(1)
         || (a == b'9' && matches!(b, b'0' | b'a' | b'A'))
         || (a == b'0' && matches!(b, b'a' | b'A'))
+        || (matches!(a, b'f' | b'F' | b'z' | b'Z') && matches!(b, b'0' | b'1' | b'a' | b'A'))
 }
 
-/// Whether every piece of `s` (split at `-`, `_`, `.`, `/`) is one repeated character or a
-/// plain ascending sequence.
+/// Whether `b` repeats a shorter block at least twice (`ABCDABCD`, `1234567890abcdef1234…`).
+fn is_periodic(b: &[u8]) -> bool {
+    (1..=b.len() / 2).any(|p| (p..b.len()).all(|i| b[i] == b[i - p]))
+}
+
+/// Whether every piece of `s` (split at `-`, `_`, `.`, `/`) is one repeated character, a
+/// plain ascending sequence, or a shorter block repeated.
 fn is_runs(s: &str) -> bool {
     let mut any = false;
     for piece in s.split(['-', '_', '.', '/']) {
@@ -107,7 +116,7 @@ fn is_runs(s: &str) -> bool {
         any = true;
         let same = b.iter().all(|&c| c == b[0]);
         let ascending = b.windows(2).all(|w| is_sequence_step(w[0], w[1]));
-        if !same && !ascending {
+        if !same && !ascending && !is_periodic(b) {
             return false;
         }
     }
@@ -140,7 +149,11 @@ mod tests {
             .reason("xoxb-000000000000-0000000000000-xxxxxxxxxxxxxxxxxxxxxxxx")
             .is_some());
         assert!(p.reason("AKIA1234567890ABCDEF").is_some());
+        assert!(p.reason("AKIA7890abcdef123456").is_some());
         assert!(p.reason("AKIAABABABABABABABAB").is_some());
+        assert!(p
+            .reason("ghp_1234567890abcdef1234567890abcdef12345678")
+            .is_some());
         assert!(p.reason("AKIAIOSFODNN7EXAMPLE").is_some());
         assert!(p.reason("AKIAZ3MHGQ7XW2KLT5PB").is_none());
         assert!(p.reason("AKIAXXXXXXQ7XW2KLT5P").is_none());
