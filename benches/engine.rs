@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the policy engine: the decision for a 2 KiB JSON CreateTweet post
-//! with the shipped rules, and detector throughput on 1 MiB of prose with and without
-//! findings. Run with `cargo bench --bench engine`.
+//! with the shipped rules, and detector throughput on 1 MiB of ASCII prose with and without
+//! findings and on 1 MiB of mixed-Unicode prose (accented Latin, Cyrillic, Greek, CJK,
+//! emoji with joiners, no-break and zero-width spaces: the matching view's slow path).
+//! Run with `cargo bench --bench engine`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -96,6 +98,66 @@ fn prose(len: usize) -> String {
     s
 }
 
+const MIXED_WORDS: &[&str] = &[
+    "équipe",
+    "données",
+    "Straße",
+    "größer",
+    "команда",
+    "отчёт",
+    "выпуск",
+    "ομάδα",
+    "αναφορά",
+    "チーム",
+    "報告書",
+    "团队",
+    "数据",
+    "发布",
+    "🎉",
+    "👩\u{200D}💻",
+    "❤\u{FE0F}",
+    "naïve",
+    "café",
+    "año",
+    "über",
+    "日本語",
+    "the",
+    "team",
+    "update",
+    "launch",
+    "팀",
+    "보고서",
+    "ñandú",
+    "Ærø",
+];
+
+/// Deterministic mixed-script prose of about `len` bytes, with a no-break space every 13
+/// words and a zero-width space inside a word every 17.
+fn mixed_prose(len: usize) -> String {
+    let mut s = String::with_capacity(len + 64);
+    let mut x: u32 = 0x2545_f491;
+    let mut n = 0u32;
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let w = MIXED_WORDS[(x as usize) % MIXED_WORDS.len()];
+        n += 1;
+        if n % 17 == 0 {
+            let mut cs = w.chars();
+            if let Some(c) = cs.next() {
+                s.push(c);
+                s.push('\u{200B}');
+                s.push_str(cs.as_str());
+            }
+        } else {
+            s.push_str(w);
+        }
+        s.push(if n % 13 == 0 { '\u{00A0}' } else { ' ' });
+    }
+    s
+}
+
 /// Prose with a finding (card, e-mail, internal URL, SSN) about every 8 KiB.
 fn prose_with_findings(len: usize) -> String {
     let samples = [
@@ -174,6 +236,11 @@ fn bench_scan(c: &mut Criterion) {
         !policy.scan_text(&dirty).is_empty(),
         "the dirty prose must have findings"
     );
+    let mixed = mixed_prose(1 << 20);
+    assert!(
+        policy.scan_text(&mixed).is_empty(),
+        "the mixed-Unicode prose must have no findings"
+    );
     let mut g = c.benchmark_group("scan");
     g.throughput(Throughput::Bytes(clean.len() as u64));
     g.bench_function("prose_1MiB_no_findings", |b| {
@@ -182,6 +249,10 @@ fn bench_scan(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(dirty.len() as u64));
     g.bench_function("prose_1MiB_with_findings", |b| {
         b.iter(|| black_box(policy.scan_text(black_box(&dirty))))
+    });
+    g.throughput(Throughput::Bytes(mixed.len() as u64));
+    g.bench_function("mixed_unicode_prose_1MiB_no_findings", |b| {
+        b.iter(|| black_box(policy.scan_text(black_box(&mixed))))
     });
     g.finish();
 }

@@ -30,6 +30,11 @@ pub struct ScanArgs {
     /// Print one JSON object `{"findings":[…]}`.
     #[arg(long)]
     pub json: bool,
+    /// Also show what each finding was made on: the normalised text the detectors read
+    /// (when it differs from the field), the matched text and how it matched (a pattern,
+    /// a dictionary variant, a decoded base64 blob).
+    #[arg(long)]
+    pub explain: bool,
     /// The body to scan; `-` or nothing for standard input.
     pub file: Option<PathBuf>,
 }
@@ -570,6 +575,18 @@ pub fn run_scan(args: &ScanArgs) -> i32 {
             return 2;
         }
     };
+    if args.explain {
+        return match explain_scan(&policy, &args.content_type, &body, args.json) {
+            Ok((text, n)) => {
+                print!("{text}");
+                i32::from(n > 0)
+            }
+            Err(e) => {
+                eprintln!("cannot decode the body as {}: {e}", args.content_type);
+                2
+            }
+        };
+    }
     let findings = match policy.scan(&args.content_type, &body) {
         Ok(f) => f,
         Err(e) => {
@@ -608,6 +625,67 @@ pub fn run_scan(args: &ScanArgs) -> i32 {
     } else {
         1
     }
+}
+
+/// `scan --explain`: per field, the matching view the detectors read and, per finding, the
+/// text it matched and how. Returns the report and the number of findings.
+fn explain_scan(
+    policy: &Policy,
+    content_type: &str,
+    body: &[u8],
+    json: bool,
+) -> Result<(String, usize), String> {
+    use std::fmt::Write as _;
+    let decoded =
+        crate::engine::decode::decode_body(Some(content_type), None, body, body.len().max(1))
+            .map_err(|e| e.reason)?;
+    let mut out = String::new();
+    let mut list = Vec::new();
+    let mut count = 0;
+    for field in crate::engine::decode::all_fields(&decoded) {
+        let scan = policy.detectors.scan_explained(&field.text);
+        if scan.matches.is_empty() {
+            continue;
+        }
+        if !json {
+            let _ = writeln!(out, "field {}", field.name);
+            if let Some(v) = &scan.view {
+                let _ = writeln!(out, "  normalised text: {v:?}");
+            }
+        }
+        for e in &scan.matches {
+            let Some(d) = policy.detectors.get(e.matched.detector) else {
+                continue;
+            };
+            count += 1;
+            if json {
+                list.push(serde_json::json!({
+                    "category": d.category,
+                    "detector": d.id,
+                    "field": field.name,
+                    "start": e.matched.start,
+                    "end": e.matched.end,
+                    "matched": e.view_text,
+                    "how": e.how,
+                    "normalised_text": scan.view,
+                }));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  {}\t{}\t{}..{}\tmatched {:?} ({})",
+                    d.category, d.id, e.matched.start, e.matched.end, e.view_text, e.how
+                );
+            }
+        }
+    }
+    if json {
+        let _ = writeln!(out, "{}", serde_json::json!({ "findings": list }));
+    } else if count == 0 {
+        out.push_str("no findings\n");
+    } else {
+        let _ = writeln!(out, "{count} finding(s)");
+    }
+    Ok((out, count))
 }
 
 fn decision_json(d: &Decision, forwarded: &[u8]) -> serde_json::Value {

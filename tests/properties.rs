@@ -6,6 +6,10 @@
 //! - Decoding a body and re-encoding it untouched gives back the same bytes; a body with
 //!   nothing to act on is forwarded as it came (the decision carries no new body).
 //! - The CONNECT parser never panics, and accepts exactly what it can give back.
+//! - Invisible characters inside a finding (zero-width spaces and joiners, soft hyphens,
+//!   word joiners, BOMs, variation selectors) neither hide it nor leak it: the shipped
+//!   detectors find the value with every character it was written with, and its redaction
+//!   leaves none of its letters or digits while every other byte stays as it was.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -25,6 +29,78 @@ const REDACTED: &[&str] = &[
     "corp.internal_host",
     "corp.internal_url",
 ];
+
+static SHIPPED: LazyLock<Policy> = LazyLock::new(|| {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    Policy::load(&dir, &EngineOptions::default()).expect("shipped rules compile")
+});
+
+/// Default-ignorable characters people's text carries.
+const INVISIBLE: &[char] = &[
+    '\u{200B}', '\u{200C}', '\u{200D}', '\u{00AD}', '\u{2060}', '\u{FEFF}', '\u{FE0F}', '\u{034F}',
+];
+
+/// A value one of the shipped detectors reports, and its category.
+fn finding() -> impl Strategy<Value = (String, &'static str)> {
+    let card = (
+        proptest::collection::vec(any::<u8>(), 15),
+        prop_oneof![Just(" "), Just("-"), Just(".")],
+    )
+        .prop_map(|(d, sep)| {
+            let c = luhn_card(&d);
+            (
+                format!(
+                    "{}{sep}{}{sep}{}{sep}{}",
+                    &c[..4],
+                    &c[4..8],
+                    &c[8..12],
+                    &c[12..]
+                ),
+                "pii.credit_card",
+            )
+        });
+    let ssn = (1u32..900, 1u32..100, 1u32..10000)
+        .prop_filter("valid area", |(a, _, _)| *a != 666)
+        .prop_filter("not an advertising number", |(a, g, s)| {
+            (*a, *g, *s) != (78, 5, 1120)
+                && (*a, *g, *s) != (123, 45, 6789)
+                && (*a, *g, *s) != (219, 9, 9999)
+        })
+        .prop_map(|(a, g, s)| (format!("{a:03}-{g:02}-{s:04}"), "pii.us_ssn"));
+    let nino = ("[ACEHJLMPRSWXY][ABCEHJLMPRSW]", "[0-9]{6}", "[A-D]")
+        .prop_map(|(p, d, s)| (format!("{p}{d}{s}"), "pii.uk_nino"));
+    let aws = "[A-Z2-7]{16}"
+        .prop_filter("not a placeholder", |k| {
+            permeable::engine::detect::entropy(k) > 3.0
+        })
+        .prop_map(|k| (format!("AKIA{k}"), "secret.aws_access_key"));
+    let codename = prop_oneof![
+        Just("BLUEHERON"),
+        Just("Project Nightjar"),
+        Just("KESTREL-7"),
+        Just("operation-larkspur"),
+        Just("OperationLarkspur"),
+    ]
+    .prop_map(|c| (c.to_string(), "corp.codename"));
+    prop_oneof![card, ssn, nino, aws, codename]
+}
+
+/// `value` with invisible characters inserted between some of its characters.
+fn with_invisibles(value: &str, picks: &[(usize, usize)]) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let mut out = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        out.push(*c);
+        if i + 1 < chars.len() {
+            for &(at, which) in picks {
+                if at % (chars.len() - 1) == i {
+                    out.push(INVISIBLE[which % INVISIBLE.len()]);
+                }
+            }
+        }
+    }
+    out
+}
 
 static POLICY: LazyLock<Policy> = LazyLock::new(|| {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
@@ -224,6 +300,42 @@ proptest! {
         }
         let round = decode_body(Some(ct), encoding, &again, 1 << 20).expect("decodes again");
         prop_assert_eq!(&round.raw, &body, "re-encoding without changes is the identity");
+    }
+
+    /// A finding written with invisible characters inside is found whole and redacted
+    /// whole; everything around it is byte for byte what it was.
+    #[test]
+    fn invisible_characters_neither_hide_nor_leak_a_finding(
+        (value, category) in finding(),
+        picks in proptest::collection::vec((any::<usize>(), any::<usize>()), 1..4),
+        before in "[a-z]{1,8}( [a-z]{1,8}){0,3}",
+        after in "[a-z]{1,8}( [a-z]{1,8}){0,3}",
+    ) {
+        use permeable::engine::redact::{redact_text, Redaction, Span};
+        let written = with_invisibles(&value, &picks);
+        let text = format!("{before} {written} {after}");
+        let (start, end) = (before.len() + 1, before.len() + 1 + written.len());
+        let findings = SHIPPED.scan_text(&text);
+        let hit = findings.iter().find(|f| f.category == category);
+        prop_assert!(hit.is_some(), "{category} not found in {text:?}: {findings:?}");
+        let hit = hit.unwrap();
+        prop_assert_eq!((hit.start, hit.end), (start, end), "the span is the written value");
+        let replace = Redaction::Replace("[REDACTED]".into());
+        let spans: Vec<Span<'_>> = findings
+            .iter()
+            .map(|f| Span {
+                start: f.start,
+                end: f.end,
+                category: &f.category,
+                detector: &f.detector,
+                detector_order: 0,
+                redaction: &replace,
+            })
+            .collect();
+        let (out, _) = redact_text(&text, &spans, b"k");
+        prop_assert_eq!(&out, &format!("{before} [REDACTED] {after}"));
+        let redacted = &out[before.len() + 1..out.len() - after.len() - 1];
+        prop_assert!(!value.chars().filter(|c| c.is_alphanumeric()).any(|c| redacted.contains(c) && !"REDACTED".contains(c)));
     }
 
     /// The CONNECT parser takes any bytes without panicking; what it accepts it gives back.

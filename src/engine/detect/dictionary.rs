@@ -10,7 +10,7 @@
 //!   term reads as a word break (`BlueHeron` is "Blue Heron"), so it counts only where the
 //!   term has one. Off: the letters' case as written in the term.
 //! - `separators`: between the term's words, a space, hyphen, underscore, dot or nothing,
-//!   in a run of up to three (`Operation Larkspur`, `operation-larkspur`,
+//!   in a run of up to three (white space alone: up to 16) (`Operation Larkspur`, `operation-larkspur`,
 //!   `OPERATION_LARKSPUR`, `OperationLarkspur`, `Operation - Larkspur`), never inside a word
 //!   (`blue heron` is not `BLUEHERON`) and never a dot with a space (a sentence ends there).
 //!   A word that is a number joins its word before it with a space only when the term
@@ -262,9 +262,7 @@ fn split_term(raw: &str, detector: usize, variants: Variants) -> Option<Term> {
     let mut bounds: Vec<usize> = words.iter().map(|w| w.0).collect();
     bounds.push(chars.len());
     for (i, w) in words.iter_mut().enumerate() {
-        w.2 = chars[w.0..bounds[i + 1]]
-            .iter()
-            .all(|c| c.is_ascii_digit());
+        w.2 = chars[w.0..bounds[i + 1]].iter().all(|c| c.is_ascii_digit());
     }
     Some(Term {
         detector,
@@ -274,30 +272,35 @@ fn split_term(raw: &str, detector: usize, variants: Variants) -> Option<Term> {
     })
 }
 
-/// A run of separators at `i` (up to three; no dot with white space; one line break at
-/// most): its end, or `i` when there is none.
+/// A run of separators at `i`: up to three (white space alone: up to 16, as in aligned
+/// text), no dot with white space, one line break at most. Its end, or `i` when there is
+/// none.
 fn separator_run(text: &str, i: usize) -> usize {
     let mut end = i;
-    let (mut dot, mut space, mut newlines) = (false, false, 0);
-    for (n, c) in text[i..].chars().enumerate() {
+    let (mut dot, mut space, mut other, mut newlines, mut n) = (false, false, false, 0, 0);
+    for c in text[i..].chars() {
         let Some(kind) = separator_kind(c) else {
             break;
         };
-        if n == 3 {
+        n += 1;
+        if n > 16 {
             return i;
         }
         match (kind, c) {
-            (Sep::Dot, _) => dot = true,
+            (Sep::Dot, _) => {
+                dot = true;
+                other = true;
+            }
             (Sep::Space, '\n') => {
                 newlines += 1;
                 space = true;
             }
             (Sep::Space, _) => space = true,
-            _ => {}
+            _ => other = true,
         }
         end += c.len_utf8();
     }
-    if (dot && space) || newlines > 1 {
+    if (dot && space) || newlines > 1 || (other && n > 3) {
         return i;
     }
     end
@@ -313,7 +316,9 @@ struct Candidate {
 
 impl Dictionaries {
     /// Compiles `(detector, variants, terms)`; `None` when there is no term.
-    pub fn build(dicts: Vec<(usize, Variants, Vec<String>)>) -> Result<Option<Dictionaries>, String> {
+    pub fn build(
+        dicts: Vec<(usize, Variants, Vec<String>)>,
+    ) -> Result<Option<Dictionaries>, String> {
         let mut terms = Vec::new();
         for (detector, variants, list) in dicts {
             for raw in list {
@@ -546,7 +551,11 @@ impl Dictionaries {
             Some(p) if is_word_char(p) => {
                 if p == '_' && v.suffixes {
                     used.suffixes = true;
-                } else if in_tag() && (p.is_ascii_digit() || p == '_' || (p.is_lowercase() && first.is_uppercase())) {
+                } else if in_tag()
+                    && (p.is_ascii_digit()
+                        || p == '_'
+                        || (p.is_lowercase() && first.is_uppercase()))
+                {
                     used.tags = true;
                 } else {
                     return None;
@@ -656,7 +665,12 @@ mod tests {
             .collect()
     }
 
-    const CODENAMES: &[&str] = &["BLUEHERON", "Project Nightjar", "KESTREL-7", "Operation Larkspur"];
+    const CODENAMES: &[&str] = &[
+        "BLUEHERON",
+        "Project Nightjar",
+        "KESTREL-7",
+        "Operation Larkspur",
+    ];
 
     #[test]
     fn written_variants_match() {
@@ -674,7 +688,10 @@ mod tests {
             ("BLUEHERON_v2", "BLUEHERON"),
             ("BLUEHERONv2.1 is out", "BLUEHERON"),
             ("BLUEHERON2 soon", "BLUEHERON"),
-            ("the Nightjar's budget: Project Nightjar's", "Project Nightjar"),
+            (
+                "the Nightjar's budget: Project Nightjar's",
+                "Project Nightjar",
+            ),
             ("deploy_blueheron now", "blueheron"),
             ("#TeamBlueheron", "Blueheron"),
             ("#BLUEHERONLaunch", "BLUEHERON"),

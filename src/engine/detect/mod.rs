@@ -318,7 +318,8 @@ impl Detectors {
                     How::Dictionary(u) => u.describe(),
                     How::Wrapped => "decoded from base64".to_string(),
                 };
-                let how = if view.changed() && view.text.get(c.start..c.end) != text.get(start..end) {
+                let how = if view.changed() && view.text.get(c.start..c.end) != text.get(start..end)
+                {
                     format!("{how}; normalised text")
                 } else {
                     how

@@ -309,4 +309,3 @@ pub fn email(s: &str) -> bool {
             .last()
             .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()))
 }
-

@@ -90,7 +90,9 @@ impl OffsetMap {
 
     /// Whether any byte of `start..end` of the view was substituted (not copied).
     pub fn substituted(&self, start: usize, end: usize) -> bool {
-        let mut i = self.pieces.partition_point(|p| p.view + p.view_len <= start);
+        let mut i = self
+            .pieces
+            .partition_point(|p| p.view + p.view_len <= start);
         while let Some(p) = self.pieces.get(i) {
             if p.view >= end {
                 break;
@@ -229,14 +231,15 @@ pub fn is_default_ignorable(c: char) -> bool {
 fn is_dash(c: char) -> bool {
     matches!(
         c,
-        '\u{2010}'..='\u{2015}'
-            | '\u{2043}'
-            | '\u{2212}'
-            | '\u{2E3A}'
-            | '\u{2E3B}'
-            | '\u{FE58}'
-            | '\u{FE63}'
-            | '\u{FF0D}'
+        '\u{2010}'
+            ..='\u{2015}'
+                | '\u{2043}'
+                | '\u{2212}'
+                | '\u{2E3A}'
+                | '\u{2E3B}'
+                | '\u{FE58}'
+                | '\u{FE63}'
+                | '\u{FF0D}'
     )
 }
 
@@ -446,7 +449,10 @@ mod tests {
         let v = matching_view("plain text 4111");
         assert!(matches!(v.text, Cow::Borrowed(_)) && v.map.is_none());
         let v = matching_view("café ünïcode déjà");
-        assert!(matches!(v.text, Cow::Borrowed(_)), "clean non-ASCII borrows");
+        assert!(
+            matches!(v.text, Cow::Borrowed(_)),
+            "clean non-ASCII borrows"
+        );
     }
 
     #[test]
@@ -481,7 +487,12 @@ mod tests {
         assert_eq!(back(&v, t, "é"), "e\u{301}");
         assert_eq!(back(&v, t, "caf"), "caf");
         // A mark with nothing before it, marks after substituted chars: no panic.
-        for t in ["\u{301}x", "\u{A0}\u{301}", "\u{200B}\u{301}\u{301}", "ａ\u{301}"] {
+        for t in [
+            "\u{301}x",
+            "\u{A0}\u{301}",
+            "\u{200B}\u{301}\u{301}",
+            "ａ\u{301}",
+        ] {
             let v = matching_view(t);
             let (a, b) = v.to_original(0, v.text.len());
             assert!(t.is_char_boundary(a) && t.is_char_boundary(b));

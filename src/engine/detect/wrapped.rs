@@ -37,10 +37,7 @@ pub fn decode_blob(blob: &str) -> Option<String> {
     if blob.len() > MAX_BLOB {
         return None;
     }
-    let compact: String = blob
-        .chars()
-        .filter(|&c| c != '\\' && c != '=')
-        .collect();
+    let compact: String = blob.chars().filter(|&c| c != '\\' && c != '=').collect();
     let url = compact.contains(['-', '_']);
     if url && compact.contains(['+', '/']) {
         return None;
@@ -78,11 +75,21 @@ mod tests {
         let plain = "user:AKIAZ3MHGQ7XW2KLT5PB??>>";
         let std = STANDARD.encode(plain);
         let url = URL_SAFE_NO_PAD.encode(plain);
-        assert_ne!(std.trim_end_matches('='), url, "the sample uses both alphabets");
+        assert_ne!(
+            std.trim_end_matches('='),
+            url,
+            "the sample uses both alphabets"
+        );
         assert_eq!(decode_blob(&std).as_deref(), Some(plain));
         assert_eq!(decode_blob(&url).as_deref(), Some(plain));
-        assert_eq!(decode_blob(&std.replace('/', "\\/")).as_deref(), Some(plain));
-        assert_eq!(decode_blob("3f786850e387550fdab836ed7e6dc881de23001b"), None);
+        assert_eq!(
+            decode_blob(&std.replace('/', "\\/")).as_deref(),
+            Some(plain)
+        );
+        assert_eq!(
+            decode_blob("3f786850e387550fdab836ed7e6dc881de23001b"),
+            None
+        );
         assert_eq!(decode_blob(&"A".repeat(MAX_BLOB + 4)), None);
     }
 }

@@ -1016,7 +1016,11 @@ fn compile_placeholders(
     let at = |k: &str| [base, &[key("placeholders"), key(k)]].concat();
     let mut regex = |k: &str, src: &Option<String>, anchored: bool| {
         let src = src.as_ref()?;
-        let src = if anchored { format!("^(?:{src})") } else { src.clone() };
+        let src = if anchored {
+            format!("^(?:{src})")
+        } else {
+            src.clone()
+        };
         compile_regex(doc, &at(k), &src, errors)
     };
     let prefix = regex("prefix", &p.prefix, true);
