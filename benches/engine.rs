@@ -143,7 +143,7 @@ fn mixed_prose(len: usize) -> String {
         x ^= x << 5;
         let w = MIXED_WORDS[(x as usize) % MIXED_WORDS.len()];
         n += 1;
-        if n % 17 == 0 {
+        if n.is_multiple_of(17) {
             let mut cs = w.chars();
             if let Some(c) = cs.next() {
                 s.push(c);
@@ -153,7 +153,7 @@ fn mixed_prose(len: usize) -> String {
         } else {
             s.push_str(w);
         }
-        s.push(if n % 13 == 0 { '\u{00A0}' } else { ' ' });
+        s.push(if n.is_multiple_of(13) { '\u{00A0}' } else { ' ' });
     }
     s
 }
