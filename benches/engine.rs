@@ -153,7 +153,11 @@ fn mixed_prose(len: usize) -> String {
         } else {
             s.push_str(w);
         }
-        s.push(if n.is_multiple_of(13) { '\u{00A0}' } else { ' ' });
+        s.push(if n.is_multiple_of(13) {
+            '\u{00A0}'
+        } else {
+            ' '
+        });
     }
     s
 }

@@ -636,13 +636,16 @@ fn explain_scan(
     json: bool,
 ) -> Result<(String, usize), String> {
     use std::fmt::Write as _;
-    let decoded =
-        crate::engine::decode::decode_body(Some(content_type), None, body, body.len().max(1))
-            .map_err(|e| e.reason)?;
+    let decoded = decode::decode_body(Some(content_type), None, body, body.len().max(1))
+        .map_err(|e| e.reason)?;
+    let mut fields = decode::all_fields(&decode::Inputs::body(&decoded));
+    if matches!(decoded.kind, decode::BodyKind::Binary) {
+        fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
+    }
     let mut out = String::new();
     let mut list = Vec::new();
     let mut count = 0;
-    for field in crate::engine::decode::all_fields(&decoded) {
+    for field in fields {
         let scan = policy.detectors.scan_explained(&field.text);
         if scan.matches.is_empty() {
             continue;

@@ -77,7 +77,7 @@ def normalised():
         (NINO, N(f"{fullwidth('QQ123456C')} is the specimen")),
         (NINO, N(f"{fullwidth('AB123456E')} bad suffix")),
         (CODE, N(f"a blue{NBSP}heron at the lake")),
-        (CODE, N(f"MY{ZWSP}BLUEHERON account")),
+        (CODE, N(f"a blue{ZWSP} heron, seen at dawn")),
         (CODE, N("ｌａｒｋｓｐｕｒ flowers")),
         (CODE, N(f"the nightjar{SHY}s of the heath")),
         (CODE, N(f"kestrel{NBSP}7 times a day")),
