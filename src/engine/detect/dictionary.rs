@@ -35,8 +35,11 @@
 //! do not join words), unless `tags` or `suffixes` allow it.
 //!
 //! # How matching works
-//! One Aho–Corasick automaton of the terms' first words (ASCII-case-insensitive) finds
-//! where a term may start; first words are written contiguously in every variant. From
+//! One regex of the terms' first words (any case, or as written for terms whose case is
+//! not free) finds where a term may start; first words are written contiguously in every
+//! variant. Beyond 256 first words an ASCII-case-insensitive Aho–Corasick automaton does
+//! (the regex's literal prefilter is what keeps texts without a first word cheap; the
+//! automaton has none when it folds case). From
 //! each such start a trie of the terms, without separators and lower-cased, is walked over
 //! the text, stepping over separator runs; every term the walk reaches is then checked
 //! against the rules above. The walk is bounded by the longest term, so scanning stays
@@ -174,11 +177,24 @@ impl Trie {
     }
 }
 
+/// Where a term may start: the terms' first words.
+#[derive(Debug)]
+enum FirstWords {
+    /// A few hundred words: one regex (its literal prefilters skip most of a text;
+    /// Aho–Corasick's cannot when it folds case).
+    Regex(regex::Regex),
+    /// More: one ASCII-case-insensitive Aho–Corasick automaton.
+    Automaton(AhoCorasick),
+}
+
+/// First words up to which a regex finds them (beyond, an automaton).
+const REGEX_FIRST_WORDS: usize = 256;
+
 /// Every dictionary of a rule set, compiled together.
 #[derive(Debug)]
 pub struct Dictionaries {
     terms: Vec<Term>,
-    first_words: AhoCorasick,
+    first_words: FirstWords,
     trie: Trie,
     confusables: bool,
 }
@@ -332,11 +348,21 @@ impl Dictionaries {
         }
         let mut trie = Trie::default();
         let mut firsts: Vec<String> = Vec::new();
+        // For the regex: (word, whether its case is free).
+        let mut words: Vec<(String, bool)> = Vec::new();
         for (i, t) in terms.iter().enumerate() {
             let folded: String = t.chars.iter().map(|&c| fold(c)).collect();
             trie.insert(&folded, i as u32);
             let first_len = t.words.first().map_or(t.chars.len(), |w| w.0);
             let first: String = t.chars[..first_len].iter().collect();
+            let w = if t.variants.case {
+                (first.to_lowercase(), true)
+            } else {
+                (first.clone(), false)
+            };
+            if !words.contains(&w) {
+                words.push(w);
+            }
             // The automaton folds ASCII case only: other scripts' words go in each case.
             let forms = if first.is_ascii() {
                 vec![first.to_ascii_lowercase()]
@@ -349,11 +375,34 @@ impl Dictionaries {
                 }
             }
         }
-        let first_words = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&firsts)
-            .map_err(|e| format!("dictionaries do not compile: {e}"))?;
+        let first_words = if words.len() <= REGEX_FIRST_WORDS {
+            let alt = |free: bool| {
+                words
+                    .iter()
+                    .filter(|w| w.1 == free)
+                    .map(|w| regex::escape(&w.0))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            let (free, exact) = (alt(true), alt(false));
+            let pattern = match (free.is_empty(), exact.is_empty()) {
+                (false, false) => format!("(?i:{free})|{exact}"),
+                (false, true) => format!("(?i:{free})"),
+                _ => exact,
+            };
+            FirstWords::Regex(
+                regex::Regex::new(&pattern)
+                    .map_err(|e| format!("dictionaries do not compile: {e}"))?,
+            )
+        } else {
+            FirstWords::Automaton(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&firsts)
+                    .map_err(|e| format!("dictionaries do not compile: {e}"))?,
+            )
+        };
         let confusables = terms.iter().any(|t| t.variants.confusables);
         Ok(Some(Dictionaries {
             terms,
@@ -372,11 +421,24 @@ impl Dictionaries {
     /// Every match in `text`; `lookalikes` tells which bytes of `text` were look-alike
     /// letters read as ASCII.
     pub fn scan(&self, text: &str, lookalikes: Option<&OffsetMap>) -> Vec<DictMatch> {
-        let mut starts: Vec<usize> = self
-            .first_words
-            .find_overlapping_iter(text)
-            .map(|m| m.start())
-            .collect();
+        let mut starts: Vec<usize> = match &self.first_words {
+            FirstWords::Automaton(ac) => {
+                ac.find_overlapping_iter(text).map(|m| m.start()).collect()
+            }
+            FirstWords::Regex(re) => {
+                // Every start, also of words that overlap one found before.
+                let mut v = Vec::new();
+                let mut at = 0;
+                while let Some(m) = re.find_at(text, at) {
+                    v.push(m.start());
+                    at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                    if at >= text.len() {
+                        break;
+                    }
+                }
+                v
+            }
+        };
         if starts.is_empty() {
             return Vec::new();
         }
