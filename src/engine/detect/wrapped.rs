@@ -34,7 +34,13 @@ fn engine(alphabet: &alphabet::Alphabet) -> GeneralPurpose {
 
 /// The text a blob decodes to, when it decodes to text.
 pub fn decode_blob(blob: &str) -> Option<String> {
-    if blob.len() > MAX_BLOB {
+    // Base64 of 18 bytes or more has capitals and small letters; identifiers such as
+    // `feature_flag_number_12_enabled` (JSON keys, URLs' paths) do not, and are not decoded.
+    let b = blob.as_bytes();
+    if blob.len() > MAX_BLOB
+        || !b.iter().any(u8::is_ascii_uppercase)
+        || !b.iter().any(u8::is_ascii_lowercase)
+    {
         return None;
     }
     let compact: String = blob.chars().filter(|&c| c != '\\' && c != '=').collect();
@@ -91,5 +97,6 @@ mod tests {
             None
         );
         assert_eq!(decode_blob(&"A".repeat(MAX_BLOB + 4)), None);
+        assert_eq!(decode_blob("feature_flag_number_12_enabled"), None);
     }
 }
