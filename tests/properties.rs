@@ -30,11 +30,6 @@ const REDACTED: &[&str] = &[
     "corp.internal_url",
 ];
 
-static SHIPPED: LazyLock<Policy> = LazyLock::new(|| {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    Policy::load(&dir, &EngineOptions::default()).expect("shipped rules compile")
-});
-
 /// Default-ignorable characters people's text carries.
 const INVISIBLE: &[char] = &[
     '\u{200B}', '\u{200C}', '\u{200D}', '\u{00AD}', '\u{2060}', '\u{FEFF}', '\u{FE0F}', '\u{034F}',
