@@ -538,7 +538,9 @@ async fn editing_the_rules_directory_reloads_by_itself() {
     let writer = {
         let (policy, full) = (policy.clone(), format!("{head}{tail}"));
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(350)).await;
+            // Well inside the watcher's stillness window (two equal looks 500 ms apart), so
+            // that a busy machine delaying this task still finishes the write in time.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             std::fs::write(&policy, full).unwrap();
         })
     };
