@@ -267,6 +267,26 @@ fn json_leaves(
     }
 }
 
+/// Where a JSON value inside parameter `index` of `source` is.
+fn param_json_loc(
+    source: Source,
+    index: usize,
+    rewritable: bool,
+) -> impl Fn(usize, usize, Vec<String>) -> (FieldLoc, bool) {
+    move |start, end, path| {
+        (
+            FieldLoc::ParamJson {
+                source,
+                index,
+                start,
+                end,
+                path,
+            },
+            rewritable,
+        )
+    }
+}
+
 /// The fields a selector finds in one parameter (under any reading of its name). Returns
 /// whether it found any.
 #[allow(clippy::too_many_arguments)]
@@ -299,18 +319,7 @@ fn param_fields(
                         path,
                         Some(value),
                         out,
-                        |start, end, path| {
-                            (
-                                FieldLoc::ParamJson {
-                                    source,
-                                    index,
-                                    start,
-                                    end,
-                                    path,
-                                },
-                                rewritable,
-                            )
-                        },
+                        param_json_loc(source, index, rewritable),
                     );
                 }
                 if out.len() > before {
@@ -419,18 +428,14 @@ fn param_all(
     };
     match json::parse_json(value).ok().filter(JsonNode::is_container) {
         Some(root) => {
-            json_leaves(&root, &shown, Vec::new(), None, out, |start, end, path| {
-                (
-                    FieldLoc::ParamJson {
-                        source,
-                        index,
-                        start,
-                        end,
-                        path,
-                    },
-                    rewritable,
-                )
-            });
+            json_leaves(
+                &root,
+                &shown,
+                Vec::new(),
+                None,
+                out,
+                param_json_loc(source, index, rewritable),
+            );
         }
         None => out.push(Field {
             name: shown,

@@ -514,18 +514,14 @@ fn compile_site(doc: &Doc<'_>, errors: &mut Vec<LocatedError>) -> Option<Site> {
             noise_activities.push(act.clone());
             continue;
         }
-        let as_content = ContentSpec {
-            json: n.json.clone(),
-            form: n.form.clone(),
-            query: n.query.clone(),
-            form_json: n.form_json.as_ref().map(|f| schema::FormJsonSpec {
-                field: f.field.clone(),
-                pointer: f.pointer.clone(),
-            }),
-            multipart: n.multipart.clone(),
-            body: None,
-        };
-        if let Some(field) = compile_content(doc, &p, &as_content, errors) {
+        if n.body.is_some() {
+            errors.push(doc.err_key(
+                &with(&p, key("body")),
+                "`body` is not noise: the whole body would go unscanned",
+            ));
+            continue;
+        }
+        if let Some(field) = compile_content(doc, &p, n, errors) {
             noise.push(field);
         }
     }
@@ -728,7 +724,15 @@ fn compile_content(
         form_json,
         multipart,
         body,
+        activity,
     } = c;
+    if activity.is_some() {
+        errors.push(doc.err_key(
+            &with(p, key("activity")),
+            "`activity` belongs in a site's `noise:`, not in `content:`",
+        ));
+        return None;
+    }
     if let Some(ptr) = json {
         compile_pointer(doc, &with(p, key("json")), ptr, errors).map(ContentField::Param)
     } else if let Some(name) = form.as_ref().or(query.as_ref()).or(multipart.as_ref()) {

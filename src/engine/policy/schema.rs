@@ -110,10 +110,12 @@ pub struct ActivitySpec {
     pub content: Vec<ContentSpec>,
 }
 
-/// Where the user's words are in a request body: exactly one of the keys.
+/// A selector: where the user's words are (`content:`), or a field the safety net leaves
+/// alone (`noise:`). Exactly one of the keys; `body` is for content only, `activity` (a
+/// whole activity the safety net leaves alone) for noise only.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContentSpec {
+pub struct SelectorSpec {
     /// A JSON pointer; `*` matches every array element / object member.
     #[serde(default)]
     pub json: Option<String>,
@@ -132,26 +134,15 @@ pub struct ContentSpec {
     /// The whole decoded body.
     #[serde(default)]
     pub body: Option<bool>,
-}
-
-/// A field the safety net leaves alone (one of the selector keys of [`ContentSpec`]), or a
-/// whole activity (`activity: login`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoiseSpec {
-    #[serde(default)]
-    pub json: Option<String>,
-    #[serde(default)]
-    pub form: Option<String>,
-    #[serde(default)]
-    pub query: Option<String>,
-    #[serde(default)]
-    pub form_json: Option<FormJsonSpec>,
-    #[serde(default)]
-    pub multipart: Option<String>,
+    /// A whole activity (noise only).
     #[serde(default)]
     pub activity: Option<String>,
 }
+
+/// An entry of an activity's `content:`.
+pub type ContentSpec = SelectorSpec;
+/// An entry of a site's `noise:`.
+pub type NoiseSpec = SelectorSpec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
