@@ -41,6 +41,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub pages: PagesConfig,
     pub analytics: AnalyticsConfig,
+    /// Proxy authentication on the explicit proxy (off unless `auth.methods` names one).
+    pub auth: AuthConfig,
     /// Worker threads of the proxy service.
     pub threads: usize,
     /// `false` (default): one single-threaded runtime per worker thread, each connection
@@ -69,6 +71,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             pages: PagesConfig::default(),
             analytics: AnalyticsConfig::default(),
+            auth: AuthConfig::default(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             work_stealing: false,
             grace_period_seconds: 30,
@@ -303,6 +306,9 @@ pub struct AuditConfig {
     pub output: String,
     /// Also record plain allows.
     pub all: bool,
+    /// Record a keyed hash of the user (`user_hash`, keyed with the inspection hash key)
+    /// instead of the user's name, for works-council rules.
+    pub pseudonymise_users: bool,
 }
 
 impl Default for AuditConfig {
@@ -310,8 +316,139 @@ impl Default for AuditConfig {
         AuditConfig {
             output: "stdout".into(),
             all: false,
+            pseudonymise_users: false,
         }
     }
+}
+
+/// A proxy authentication method (`auth.methods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// Kerberos through SPNEGO (`Proxy-Authorization: Negotiate …`).
+    Negotiate,
+    /// A user name and password, checked by binding to LDAP as the user.
+    Basic,
+}
+
+/// What happens when the directory (or GSSAPI) cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnavailable {
+    /// Answer 503 with a page saying why; nothing passes unidentified.
+    #[default]
+    Refuse,
+    /// Let the request through with the group of the client's address.
+    Address,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Methods offered in `Proxy-Authenticate`, in this order. Empty: no authentication.
+    pub methods: Vec<AuthMethod>,
+    /// The realm named in the Basic challenge (shown in the browser's prompt).
+    pub basic_realm: String,
+    /// Accept Basic on a plain listener that is not loopback: passwords then cross the
+    /// network in clear, so this says the network is trusted.
+    pub basic_over_plaintext: bool,
+    pub on_unavailable: OnUnavailable,
+    /// How long a verified password or a user's directory groups are believed.
+    pub cache_ttl_seconds: u64,
+    /// How long a rejected password is remembered (spares the directory, and lockout
+    /// counters, from a client that retries).
+    pub negative_ttl_seconds: u64,
+    /// Most users (and user/password pairs) remembered.
+    pub cache_size: usize,
+    pub negotiate: NegotiateConfig,
+    pub ldap: Option<LdapConfig>,
+    /// Directory groups → policy groups; a user's first listed match wins.
+    pub groups: Vec<GroupMapping>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            methods: Vec::new(),
+            basic_realm: "permeable".into(),
+            basic_over_plaintext: false,
+            on_unavailable: OnUnavailable::Refuse,
+            cache_ttl_seconds: 300,
+            negative_ttl_seconds: 30,
+            cache_size: 10_000,
+            negotiate: NegotiateConfig::default(),
+            ldap: None,
+            groups: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NegotiateConfig {
+    /// Keytab holding the service key (`HTTP/proxy.host@REALM`); default: the system's
+    /// (`KRB5_KTNAME`, else `/etc/krb5.keytab`).
+    pub keytab: Option<PathBuf>,
+    /// The service principal; default: any key in the keytab.
+    pub principal: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// `ldaps://host[:port]`, or `ldap://host[:port]` with `starttls: true`.
+    pub url: String,
+    pub starttls: bool,
+    /// CA certificates (PEM) trusted for the directory, on top of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Time for connecting and for each operation.
+    pub timeout_ms: u64,
+    /// Account used to find users and read groups; anonymous when absent.
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    /// A user's DN from a template (`uid={user},ou=people,dc=example,dc=com`)…
+    pub user_dn: Option<String>,
+    /// …or from a search under `user_base` with `user_filter` (`(sAMAccountName={user})`;
+    /// `{principal}` is the whole Kerberos principal).
+    pub user_base: Option<String>,
+    pub user_filter: Option<String>,
+    /// The attribute holding the user's name as the directory spells it (recorded as the
+    /// user): `uid`, or `sAMAccountName` on Active Directory.
+    pub name_attribute: String,
+    /// The user's attribute listing the groups' DNs.
+    pub group_attribute: String,
+    /// Instead of `group_attribute`: groups found under `group_base` with `group_filter`
+    /// (`(member={dn})`).
+    pub group_base: Option<String>,
+    pub group_filter: Option<String>,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            url: String::new(),
+            starttls: false,
+            ca_file: None,
+            timeout_ms: 3_000,
+            bind_dn: None,
+            bind_password_file: None,
+            user_dn: None,
+            user_base: None,
+            user_filter: None,
+            name_attribute: "uid".into(),
+            group_attribute: "memberOf".into(),
+            group_base: None,
+            group_filter: None,
+        }
+    }
+}
+
+/// One directory group (by DN) and the policy group its members get.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    pub directory: String,
+    pub group: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -450,6 +587,118 @@ impl Config {
                 "upstream.dns_timeout_ms must be > 0".into(),
             ));
         }
+        let locate_auth = |key: &str, message: String| {
+            let (line, column) = locate_key_after(text, "auth:", key);
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        self.validate_auth(&locate_auth)
+    }
+
+    /// The `auth` section's rules; `locate` finds a key within that section.
+    fn validate_auth(
+        &self,
+        locate: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        let basic = auth.methods.contains(&AuthMethod::Basic);
+        if basic && auth.ldap.is_none() {
+            return Err(locate(
+                "methods",
+                "auth.methods has basic: set auth.ldap, the directory that checks passwords".into(),
+            ));
+        }
+        if basic && !auth.basic_over_plaintext {
+            if let Some(addr) = self.proxy.listen.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(locate(
+                    "methods",
+                    format!(
+                        "auth.methods has basic, and proxy.listen {addr} is a plain listener \
+                         off loopback: Basic would carry passwords in clear over the network; \
+                         use negotiate, or set auth.basic_over_plaintext: true if that \
+                         network is trusted"
+                    ),
+                ));
+            }
+        }
+        if auth.cache_size == 0 {
+            return Err(locate("cache_size", "auth.cache_size must be > 0".into()));
+        }
+        let Some(ldap) = &auth.ldap else {
+            return Ok(());
+        };
+        let lower = ldap.url.to_ascii_lowercase();
+        if lower.starts_with("ldap://") {
+            if !ldap.starttls {
+                return Err(locate(
+                    "url",
+                    "auth.ldap.url is ldap:// without starttls: passwords would reach the \
+                     directory in clear; use ldaps:// or starttls: true"
+                        .into(),
+                ));
+            }
+        } else if lower.starts_with("ldaps://") {
+            if ldap.starttls {
+                return Err(locate(
+                    "starttls",
+                    "auth.ldap.starttls is for ldap:// URLs; ldaps:// is TLS already".into(),
+                ));
+            }
+        } else {
+            return Err(locate(
+                "url",
+                format!(
+                    "auth.ldap.url {:?} must start with ldaps:// or ldap://",
+                    ldap.url
+                ),
+            ));
+        }
+        match (&ldap.user_dn, &ldap.user_base, &ldap.user_filter) {
+            (Some(t), None, None) if t.contains("{user}") => {}
+            (Some(_), None, None) => {
+                return Err(locate(
+                    "user_dn",
+                    "auth.ldap.user_dn must contain {user}".into(),
+                ))
+            }
+            (None, Some(_), Some(f)) if f.contains("{user}") || f.contains("{principal}") => {}
+            (None, Some(_), Some(_)) => {
+                return Err(locate(
+                    "user_filter",
+                    "auth.ldap.user_filter must contain {user} or {principal}".into(),
+                ))
+            }
+            _ => {
+                return Err(locate(
+                    "ldap",
+                    "auth.ldap needs user_dn (a template), or user_base with user_filter (a \
+                     search), not both"
+                        .into(),
+                ))
+            }
+        }
+        if ldap.group_base.is_some() != ldap.group_filter.is_some() {
+            return Err(locate(
+                "group_",
+                "auth.ldap.group_base and group_filter go together".into(),
+            ));
+        }
+        if ldap.bind_dn.is_some() != ldap.bind_password_file.is_some() {
+            return Err(locate(
+                "bind_",
+                "auth.ldap.bind_dn and bind_password_file go together".into(),
+            ));
+        }
+        if ldap.timeout_ms == 0 {
+            return Err(locate(
+                "timeout_ms",
+                "auth.ldap.timeout_ms must be > 0".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -480,6 +729,21 @@ fn locate_key(text: &str, key: &str) -> (usize, usize) {
         }
     }
     (1, 1)
+}
+
+/// Best-effort position of `key` after the top-level line starting with `section` (so
+/// that a key named in several sections is found in the right one).
+fn locate_key_after(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let Some(start) = text.lines().position(|l| l.starts_with(section)) else {
+        return locate_key(text, key);
+    };
+    for (i, line) in text.lines().enumerate().skip(start) {
+        let from = if i == start { section.len() } else { 0 };
+        if let Some(col) = line.get(from..).and_then(|rest| rest.find(key)) {
+            return (i + 1, from + col + 1);
+        }
+    }
+    locate_key(text, key)
 }
 
 /// Split `host:port` (IPv6 literal in brackets) into its parts.
@@ -560,6 +824,71 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        assert!(err.starts_with("c.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn basic_on_a_plain_listener_off_loopback_is_refused_where_it_is_asked_for() {
+        let text = "pages:\n  policy_url: https://intranet.example/social\nproxy:\n  listen: [\"0.0.0.0:8080\"]\nauth:\n  methods: [negotiate, basic]\n  ldap:\n    url: ldaps://dc.example.com\n    user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n";
+        let err = Config::parse(Path::new("c.yaml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yaml:6:3: ")
+                && err.contains("0.0.0.0:8080")
+                && err.contains("basic_over_plaintext"),
+            "{err}"
+        );
+        let trusted = text.replace("auth:\n", "auth:\n  basic_over_plaintext: true\n");
+        assert!(Config::parse(Path::new("c.yaml"), &trusted).is_ok());
+        // On loopback (a local helper in front, or a test) Basic needs no such statement.
+        let local = text.replace("0.0.0.0:8080", "127.0.0.1:8080");
+        assert!(Config::parse(Path::new("c.yaml"), &local).is_ok());
+        // Negotiate alone sends no password.
+        let kerberos = text.replace("[negotiate, basic]", "[negotiate]");
+        assert!(Config::parse(Path::new("c.yaml"), &kerberos).is_ok());
+    }
+
+    #[test]
+    fn directory_settings_that_would_leak_or_cannot_work_are_located() {
+        let base = "auth:\n  methods: [basic]\n  ldap:\n    url: URL\n    USER\n";
+        for (url, user, at, says) in [
+            (
+                "ldap://dc.example.com",
+                "user_dn: \"uid={user},dc=x\"",
+                "c.yaml:4:5: ",
+                "starttls",
+            ),
+            (
+                "http://dc",
+                "user_dn: \"uid={user},dc=x\"",
+                "c.yaml:4:5: ",
+                "ldaps://",
+            ),
+            ("ldaps://dc", "user_dn: \"dc=x\"", "c.yaml:5:5: ", "{user}"),
+            (
+                "ldaps://dc",
+                "user_base: \"dc=x\"",
+                "c.yaml:3:3: ",
+                "user_dn",
+            ),
+        ] {
+            let text = base.replace("URL", url).replace("USER", user);
+            let err = Config::parse(Path::new("c.yaml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(at) && err.contains(says), "{text}: {err}");
+        }
+        let err = Config::parse(Path::new("c.yaml"), "auth:\n  methods: [basic]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yaml:2:3: ") && err.contains("auth.ldap"),
+            "{err}"
+        );
+        let err = Config::parse(Path::new("c.yaml"), "auth:\n  methods: [ntlm]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("c.yaml:2:"), "{err}");
     }
 

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -17,7 +17,8 @@
 //! - `domain` on `permeable_shared_link_domains_total`: [`SharedDomains`] admits the
 //!   first `capacity` distinct domains and counts every later newcomer under `other`.
 //! - `group` on the usage families: [`GroupAnonymizer`] reports a group only once it
-//!   has at least `min_clients` distinct client addresses, and `suppressed` until then.
+//!   has at least `min_clients` distinct clients (users when authenticated, else addresses),
+//!   and `suppressed` until then.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -53,6 +54,14 @@ pub const RELOAD_RESULTS: &[&str] = &["success", "failure"];
 pub const UPSTREAM_ERROR_KINDS: &[&str] = &[
     "connect", "timeout", "tls", "dns", "reset", "protocol", "refused", OTHER,
 ];
+
+/// Values of `method` on `permeable_auth_total`: `none` is a request that brought no
+/// credentials (answered with a challenge).
+pub const AUTH_METHODS: &[&str] = &["negotiate", "basic", "none"];
+/// Values of `result` on `permeable_auth_total`.
+pub const AUTH_RESULTS: &[&str] = &["success", "failure", "unavailable", "challenged"];
+/// Values of `result` on `permeable_auth_directory_lookups_total`.
+pub const DIRECTORY_RESULTS: &[&str] = &["success", "failure", "unavailable"];
 
 /// Capacity of [`SharedDomains`] when the configuration does not say.
 pub const DEFAULT_SHARED_DOMAINS_CAPACITY: usize = 50;
@@ -285,6 +294,27 @@ pub static CLIENT_TIMEOUTS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Proxy authentication attempts by method and result: `success`, `failure` (wrong
+/// password, bad or unknown ticket), `unavailable` (the directory or GSSAPI could not
+/// answer: `auth.on_unavailable` applied), `challenged` (no credentials: 407).
+pub static AUTH_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "permeable_auth_total",
+        "Proxy authentication attempts by method (negotiate, basic, none) and result.",
+        &["method", "result"],
+    )
+});
+
+/// Questions put to the directory (a password bind or a user's groups): the cache's
+/// misses. With the cache working, at most one per user per `auth.cache_ttl_seconds`.
+pub static AUTH_DIRECTORY_LOOKUPS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "permeable_auth_directory_lookups_total",
+        "Directory lookups (password binds and group reads) by result; cache misses.",
+        &["result"],
+    )
+});
+
 /// Domains of links shared in posts, bounded by [`SharedDomains`].
 pub static SHARED_LINK_DOMAINS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
@@ -498,6 +528,18 @@ pub fn register_all() {
     LazyLock::force(&CERTIFICATE_CACHE_MISSES_TOTAL);
     LazyLock::force(&AUDIT_WRITE_ERRORS_TOTAL);
     LazyLock::force(&SHARED_LINK_DOMAINS_TOTAL);
+    for (method, results) in [
+        ("negotiate", &["success", "failure", "unavailable"][..]),
+        ("basic", &["success", "failure", "unavailable"][..]),
+        ("none", &["challenged"][..]),
+    ] {
+        for result in results {
+            AUTH_TOTAL.with_label_values(&[method, result]);
+        }
+    }
+    for result in DIRECTORY_RESULTS {
+        AUTH_DIRECTORY_LOOKUPS_TOTAL.with_label_values(&[result]);
+    }
     for phase in ["head", "body"] {
         CLIENT_TIMEOUTS_TOTAL.with_label_values(&[phase]);
     }
@@ -662,8 +704,23 @@ pub struct GroupAnonymizer {
 
 #[derive(Debug)]
 enum GroupClients {
-    Counting(HashSet<IpAddr>),
+    Counting(HashSet<ClientKey>),
     Revealed,
+}
+
+/// Who counts as one client of a group: the authenticated user when there is one (many
+/// users behind one address, or one user on several, still count right), else the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    Address(IpAddr),
+    /// A hash of the user's name (never the name: this set lives as long as the process).
+    User(u64),
+}
+
+impl From<IpAddr> for ClientKey {
+    fn from(ip: IpAddr) -> ClientKey {
+        ClientKey::Address(ip)
+    }
 }
 
 impl GroupAnonymizer {
@@ -681,10 +738,11 @@ impl GroupAnonymizer {
 
     /// Notes that `client` belongs to `group` and returns the label to report: `group`
     /// when it has at least `min_clients` distinct clients, else [`SUPPRESSED`].
-    pub fn label<'a>(&self, group: &'a str, client: IpAddr) -> &'a str {
+    pub fn label<'a>(&self, group: &'a str, client: impl Into<ClientKey>) -> &'a str {
         if self.min_clients <= 1 {
             return group;
         }
+        let client = client.into();
         let mut groups = self.groups.lock();
         if !groups.contains_key(group) {
             groups.insert(group.to_owned(), GroupClients::Counting(HashSet::new()));
