@@ -1,7 +1,8 @@
 //! The audit trail: one JSON line per decision other than a plain allow (or every request,
 //! when configured), for security staff investigating an incident.
 //!
-//! An event names who (client address, user and group when known), where (site,
+//! An event names who (client address, user — or a keyed hash of the user with
+//! `audit.pseudonymise_users` — how they signed in, and group), where (site,
 //! activity), what was decided and by which rules, and which categories were found with a
 //! keyed hash of each matched value — so that repeated leaks of the same secret can be
 //! correlated — and never the post, a matched value, cookies or authorisation headers.
@@ -26,7 +27,19 @@ pub struct AuditEvent<'a> {
     /// The rule set that decided this request (a reload never changes it mid-request).
     pub rules_version: &'a str,
     pub client: Option<String>,
+    /// The user's name; `None` when unknown or pseudonymised.
     pub user: Option<&'a str>,
+    /// With `audit.pseudonymise_users`: a keyed hash of the user's name instead (the same
+    /// user always gets the same hash, so events can still be correlated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_hash: Option<String>,
+    /// How the user was established: `negotiate`, `basic` (proxy authentication) or
+    /// `header` (a trusted hop's identity header); `None` when nobody signed in.
+    pub auth: Option<&'a str>,
+    /// The directory could not be asked, and `auth.on_unavailable: address` let the
+    /// request through with its address's group.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auth_unavailable: bool,
     pub group: &'a str,
     pub site: &'a str,
     pub host: &'a str,

@@ -41,6 +41,10 @@ pub struct Pages {
     coach_key: Vec<u8>,
 }
 
+/// Why a request got 503 when the directory cannot answer and `auth.on_unavailable: refuse`.
+pub const AUTH_UNAVAILABLE: &str = "the gateway cannot check who you are right now: the \
+     directory does not answer";
+
 /// Generic text of a coach page whose link carries no verifiable message.
 const COACH_GENERIC: &str = "Please take a moment before you continue.";
 
@@ -58,6 +62,7 @@ impl Pages {
         host: &str,
         req: &RequestHeader,
         refusal: Option<&Refusal>,
+        user: Option<&str>,
     ) -> Answer {
         let rule = decision.rule.clone().unwrap_or_else(|| "policy".into());
         let action = decision.action;
@@ -100,7 +105,7 @@ impl Pages {
         ];
         if is_navigation(req) {
             let html = if action == Action::Coach {
-                self.coach_page(&rule, &message, &categories, request_id, host, path)
+                self.coach_page(&rule, &message, &categories, request_id, host, path, user)
             } else {
                 self.block_page(
                     &rule,
@@ -110,6 +115,7 @@ impl Pages {
                     decision.uninspectable_reason(),
                     host,
                     &BlockedWhat::of(req, &decision.activity),
+                    user,
                 )
             };
             headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
@@ -144,6 +150,9 @@ impl Pages {
                         .into(),
                     );
                     json.extend(facts.gateway_fields());
+                    // Whose request this was recorded as (the gateway's own shape only:
+                    // a site's client would not show it).
+                    json.insert("user".into(), user.into());
                     (403, serde_json::Value::Object(json))
                 }
             };
@@ -202,8 +211,86 @@ impl Pages {
         }
     }
 
-    /// Whether the request carries a valid acknowledgement of `rule`'s coaching on `host`.
-    pub fn coach_acknowledged(&self, req: &RequestHeader, host: &str, rule: Option<&str>) -> bool {
+    /// The answer to a request that must sign in first (407, with one `Proxy-Authenticate`
+    /// per offered method) or that cannot be identified now (503). `navigation`: an HTML
+    /// page rather than JSON.
+    pub fn auth_response(
+        &self,
+        status: u16,
+        challenges: &[String],
+        reason: &str,
+        request_id: &str,
+        navigation: bool,
+    ) -> Answer {
+        let mut headers = vec![
+            ("x-permeable-request-id".to_string(), request_id.to_string()),
+            (
+                "x-permeable-reason".to_string(),
+                reason.replace(['\r', '\n'], " "),
+            ),
+            ("cache-control".to_string(), "no-store".to_string()),
+        ];
+        if status == 407 {
+            for challenge in challenges {
+                headers.push(("proxy-authenticate".to_string(), challenge.clone()));
+            }
+        } else {
+            headers.push(("retry-after".to_string(), "60".to_string()));
+        }
+        if navigation {
+            let (title, lead) = if status == 407 {
+                (
+                    "Sign-in required",
+                    "This gateway needs to know who you are before it forwards your request. \
+                     On a computer joined to the organisation's domain your browser signs in \
+                     for you; elsewhere it asks for your user name and password.",
+                )
+            } else {
+                (
+                    "Sign-in is unavailable",
+                    "The gateway cannot check who you are right now: the directory does not \
+                     answer. Your organisation holds requests until it can. Try again in a \
+                     few minutes; if it goes on, contact the helpdesk and quote the request id.",
+                )
+            };
+            let body = format!(
+                "<p class=\"lead\">{}</p><p>{}</p><dl class=\"meta\"><dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd></dl>",
+                esc(lead),
+                esc(reason),
+                esc(request_id)
+            );
+            headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
+            Answer {
+                status,
+                headers,
+                body: Bytes::from(self.layout(title, &body)),
+            }
+        } else {
+            headers.push(("content-type".into(), "application/json".into()));
+            let error = if status == 407 {
+                "authentication required"
+            } else {
+                "authentication unavailable"
+            };
+            let json = serde_json::json!({"error": error, "reason": reason, "status": status, "request_id": request_id});
+            Answer {
+                status,
+                headers,
+                body: Bytes::from(json.to_string()),
+            }
+        }
+    }
+
+    /// Whether the request carries a valid acknowledgement of `rule`'s coaching on `host`,
+    /// given by this `user` (an acknowledgement is one person's: another user's cookie,
+    /// or one given before signing in, does not count).
+    pub fn coach_acknowledged(
+        &self,
+        req: &RequestHeader,
+        host: &str,
+        rule: Option<&str>,
+        user: Option<&str>,
+    ) -> bool {
         let rule = rule.unwrap_or("policy");
         let now = unix_now();
         cookies(req, ACK_COOKIE).any(|value| {
@@ -216,12 +303,18 @@ impl Pages {
             let Ok(expiry) = expiry.parse::<u64>() else {
                 return false;
             };
-            expiry > now && ack_rule == rule && self.sign(host, ack_rule, expiry) == sig
+            expiry > now && ack_rule == rule && self.sign(host, ack_rule, expiry, user) == sig
         })
     }
 
-    /// The gateway's own endpoints on intercepted hosts: the coach page and its Continue.
-    pub fn coach_continue(&self, req: &RequestHeader, host: &str) -> Option<Answer> {
+    /// The gateway's own endpoints on intercepted hosts: the coach page and its Continue,
+    /// whose acknowledgement is signed for `user`.
+    pub fn coach_continue(
+        &self,
+        req: &RequestHeader,
+        host: &str,
+        user: Option<&str>,
+    ) -> Option<Answer> {
         let path = req.uri.path();
         if path != CONTINUE_PATH && path != COACH_PATH {
             return None;
@@ -247,7 +340,7 @@ impl Pages {
             let request_id = query_param(query, "id")
                 .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
                 .unwrap_or_default();
-            let html = self.coach_page(&rule, &message, &categories, &request_id, host, &ret);
+            let html = self.coach_page(&rule, &message, &categories, &request_id, host, &ret, user);
             return Some(Answer {
                 status: 200,
                 headers: vec![
@@ -268,7 +361,7 @@ impl Pages {
         let expiry = unix_now() + ttl;
         let cookie = format!(
             "{ACK_COOKIE}={rule}.{expiry}.{}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite=Lax",
-            self.sign(host, &rule, expiry)
+            self.sign(host, &rule, expiry, user)
         );
         Some(Answer {
             status: 303,
@@ -282,8 +375,14 @@ impl Pages {
         })
     }
 
-    fn sign(&self, host: &str, rule: &str, expiry: u64) -> String {
-        self.mac(&[host, rule, &expiry.to_string()])
+    /// The acknowledgement's signature: over the user too when there is one (the cookie
+    /// itself never names the user).
+    fn sign(&self, host: &str, rule: &str, expiry: u64, user: Option<&str>) -> String {
+        let expiry = expiry.to_string();
+        match user {
+            Some(user) => self.mac(&[host, rule, &expiry, "user", user]),
+            None => self.mac(&[host, rule, &expiry]),
+        }
     }
 
     /// A keyed MAC over `parts` (length-prefixed, so no two lists sign alike), in hex.
@@ -309,6 +408,7 @@ impl Pages {
         reason: Option<&str>,
         host: &str,
         what: &BlockedWhat,
+        user: Option<&str>,
     ) -> String {
         let content = !categories.is_empty() || reason.is_some();
         let mut body = format!("<p class=\"lead\">{}</p>", esc(message));
@@ -343,7 +443,7 @@ impl Pages {
                 "<p>This is not available on your organisation's network. If you need it for your work, contact the helpdesk and quote the request id below.</p>",
             );
         }
-        body.push_str(&self.footer(rule, request_id, host));
+        body.push_str(&self.footer(rule, request_id, host, user));
         let title = if content || !what.page {
             format!("This {} was blocked", what.noun)
         } else {
@@ -352,6 +452,7 @@ impl Pages {
         self.layout(&title, &body)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn coach_page(
         &self,
         rule: &str,
@@ -360,6 +461,7 @@ impl Pages {
         request_id: &str,
         host: &str,
         ret: &str,
+        user: Option<&str>,
     ) -> String {
         let mut body = format!("<p class=\"lead\">{}</p>", esc(message));
         if !categories.is_empty() {
@@ -379,12 +481,16 @@ impl Pages {
             esc(&pct(ret)),
             host = esc(host),
         ));
-        body.push_str(&self.footer(rule, request_id, host));
+        body.push_str(&self.footer(rule, request_id, host, user));
         self.layout("Before you continue", &body)
     }
 
-    fn footer(&self, rule: &str, request_id: &str, host: &str) -> String {
+    fn footer(&self, rule: &str, request_id: &str, host: &str, user: Option<&str>) -> String {
         let mut f = String::from("<dl class=\"meta\">");
+        if let Some(user) = user {
+            // The employee sees whose request this was recorded as.
+            f.push_str(&format!("<dt>Signed in as</dt><dd>{}</dd>", esc(user)));
+        }
         if !host.is_empty() {
             f.push_str(&format!("<dt>Site</dt><dd>{}</dd>", esc(host)));
         }
@@ -491,8 +597,9 @@ impl BlockedWhat {
 /// Write an [`Answer`] to the client.
 pub async fn write(session: &mut Session, answer: Answer) -> pingora::Result<()> {
     let mut resp = ResponseHeader::build(answer.status, Some(answer.headers.len() + 1))?;
+    // Appended, not inserted: some fields come several times (`Proxy-Authenticate`).
     for (k, v) in answer.headers {
-        resp.insert_header(k, v)?;
+        resp.append_header(k, v)?;
     }
     if resp.headers.get("content-length").is_none() {
         resp.insert_header("content-length", answer.body.len().to_string())?;
@@ -682,7 +789,7 @@ mod tests {
         )
         .unwrap();
         post.insert_header("host", "x.com").unwrap();
-        let answer = pages.coach_continue(&post, "x.com").unwrap();
+        let answer = pages.coach_continue(&post, "x.com", None).unwrap();
         assert_eq!(answer.status, 303);
         let cookie = answer
             .headers
@@ -693,14 +800,59 @@ mod tests {
             .clone();
         let value = cookie.split(';').next().unwrap();
         let with = req("/", &[("cookie", value)]);
-        assert!(pages.coach_acknowledged(&with, "x.com", Some("coach-codename")));
-        assert!(!pages.coach_acknowledged(&with, "www.linkedin.com", Some("coach-codename")));
-        assert!(!pages.coach_acknowledged(&with, "x.com", Some("other-rule")));
+        assert!(pages.coach_acknowledged(&with, "x.com", Some("coach-codename"), None));
+        assert!(!pages.coach_acknowledged(&with, "www.linkedin.com", Some("coach-codename"), None));
+        assert!(!pages.coach_acknowledged(&with, "x.com", Some("other-rule"), None));
         let forged = req(
             "/",
             &[("cookie", "permeable_ack=coach-codename.99999999999.00")],
         );
-        assert!(!pages.coach_acknowledged(&forged, "x.com", Some("coach-codename")));
+        assert!(!pages.coach_acknowledged(&forged, "x.com", Some("coach-codename"), None));
+    }
+
+    #[test]
+    fn an_acknowledgement_is_the_user_s_own() {
+        let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
+        let post =
+            RequestHeader::build("POST", b"/.permeable/continue?rule=r&return=%2F", None).unwrap();
+        let answer = pages.coach_continue(&post, "x.com", Some("alice")).unwrap();
+        let cookie = &answer
+            .headers
+            .iter()
+            .find(|(k, _)| k == "set-cookie")
+            .unwrap()
+            .1;
+        assert!(
+            !cookie.contains("alice"),
+            "the cookie never names the user: {cookie}"
+        );
+        let with = req("/", &[("cookie", cookie.split(';').next().unwrap())]);
+        assert!(pages.coach_acknowledged(&with, "x.com", Some("r"), Some("alice")));
+        assert!(!pages.coach_acknowledged(&with, "x.com", Some("r"), Some("bob")));
+        assert!(!pages.coach_acknowledged(&with, "x.com", Some("r"), None));
+    }
+
+    #[test]
+    fn sign_in_answers_offer_every_method_and_say_why() {
+        let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
+        let challenges = ["Negotiate".to_string(), "Basic realm=\"r\"".to_string()];
+        let answer = pages.auth_response(407, &challenges, "sign-in required", "id1", true);
+        assert_eq!(answer.status, 407);
+        let offered: Vec<_> = answer
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "proxy-authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(offered, ["Negotiate", "Basic realm=\"r\""]);
+        assert!(text(&answer).contains("<h1>Sign-in required</h1>"));
+        let down = pages.auth_response(503, &challenges, AUTH_UNAVAILABLE, "id2", false);
+        assert!(!down.headers.iter().any(|(k, _)| k == "proxy-authenticate"));
+        assert!(
+            text(&down).contains("directory does not answer"),
+            "{}",
+            text(&down)
+        );
     }
 
     #[test]
@@ -712,7 +864,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let answer = pages.coach_continue(&post, "x.com").unwrap();
+        let answer = pages.coach_continue(&post, "x.com", None).unwrap();
         assert!(answer
             .headers
             .iter()
@@ -760,6 +912,7 @@ mod tests {
             "x.com",
             &req("/messages", &nav),
             None,
+            None,
         );
         let page = text(&area);
         assert!(page.contains("<h1>This page is blocked</h1>"), "{page}");
@@ -774,6 +927,7 @@ mod tests {
             "abc123",
             "x.com",
             &post,
+            None,
             None,
         ));
         assert!(page.contains("<h1>This post was blocked</h1>"), "{page}");
@@ -794,19 +948,28 @@ mod tests {
                     "x.com",
                     &api,
                     None,
+                    None,
                 )
                 .body,
         )
         .unwrap();
         let url = json["continue_url"].as_str().unwrap();
         let path = url.strip_prefix("https://x.com").unwrap();
-        let page = text(&pages.coach_continue(&req(path, &[]), "x.com").unwrap());
+        let page = text(
+            &pages
+                .coach_continue(&req(path, &[]), "x.com", None)
+                .unwrap(),
+        );
         assert!(page.contains("Rule message &lt;b&gt;"), "{page}");
         assert!(page.contains("a confidential project name"), "{page}");
         assert!(page.contains("abc123"), "{page}");
         // Category names the pages do not know are not echoed from the URL.
         let forged = "/.permeable/coach?rule=r1&cat=%3Cscript%3E,pii.email&id=%3Cx%3E";
-        let page = text(&pages.coach_continue(&req(forged, &[]), "x.com").unwrap());
+        let page = text(
+            &pages
+                .coach_continue(&req(forged, &[]), "x.com", None)
+                .unwrap(),
+        );
         assert!(
             !page.contains("&lt;script") && !page.contains("<script") && !page.contains("&lt;x"),
             "{page}"
@@ -837,7 +1000,7 @@ mod tests {
         let pages = Pages::new(PagesConfig::default(), b"k".to_vec());
         let d = decision(Action::Block, "post", &["pii.email"]);
         let api = req("/xrpc/x", &[("accept", "application/json")]);
-        let answer = pages.decision_response(&d, "abc123", "b.example", &api, refusal);
+        let answer = pages.decision_response(&d, "abc123", "b.example", &api, refusal, None);
         assert_eq!(answer.status, 400);
         let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
         assert_eq!(
@@ -863,7 +1026,7 @@ mod tests {
             "/xrpc/x",
             &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
         );
-        let page = pages.decision_response(&d, "abc123", "b.example", &nav, refusal);
+        let page = pages.decision_response(&d, "abc123", "b.example", &nav, refusal, None);
         assert_eq!(page.status, 403);
         assert!(
             text(&page).starts_with("<!doctype html>"),

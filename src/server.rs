@@ -200,6 +200,11 @@ pub fn prepare(
             k
         }
     };
+    // A keytab that cannot be read or a directory CA that does not parse stops start-up
+    // here rather than failing every sign-in later.
+    let auth = crate::auth::Authenticator::from_config(&config.auth)
+        .map_err(|e| StartError(e.to_string()))?
+        .map(Arc::new);
     let audit = Audit::open(&config.audit.output, config.audit.all).map_err(|e| {
         StartError(format!(
             "{}: cannot open the audit log: {e}",
@@ -221,6 +226,7 @@ pub fn prepare(
         audit,
         groups: metrics::GroupAnonymizer::new(config.analytics.min_group_clients),
         shared_domains: metrics::SharedDomains::new(config.analytics.shared_domains),
+        auth,
         policy: Arc::new(ArcSwap::from_pointee(policy)),
         config,
     });

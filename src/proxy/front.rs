@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::{Gateway, Shared};
+use crate::auth::{Identity, Verdict};
 use crate::metrics;
 use crate::upstream::ResolveError;
 
@@ -60,6 +61,9 @@ pub struct ConnInfo {
     pub bodies_started: AtomicU64,
     /// Request body bytes received on this connection, all requests together.
     pub body_bytes: AtomicU64,
+    /// Who authenticated on this connection (its CONNECT, or its first request): set once,
+    /// it holds for the connection's life.
+    pub identity: OnceLock<Arc<Identity>>,
 }
 
 impl ConnInfo {
@@ -71,7 +75,16 @@ impl ConnInfo {
             bodies_open: AtomicU64::new(0),
             bodies_started: AtomicU64::new(0),
             body_bytes: AtomicU64::new(0),
+            identity: OnceLock::new(),
         }
+    }
+
+    /// A connection whose user is already known (a tunnel authenticated on its CONNECT).
+    pub fn with_identity(mut self, identity: Option<Arc<Identity>>) -> ConnInfo {
+        if let Some(identity) = identity {
+            self.identity = OnceLock::from(identity);
+        }
+        self
     }
 
     /// A request body starts arriving.
@@ -254,6 +267,19 @@ pub struct Front {
     pub listening: Mutex<Option<InFlightGuard>>,
 }
 
+/// CONNECTs answered `407` on one connection before it is closed.
+const MAX_AUTH_ROUNDS: usize = 3;
+
+/// How proxy authentication of a CONNECT ended.
+enum ConnectAuth {
+    /// Serve the tunnel, as this user when authentication is on.
+    Proceed(Option<Arc<Identity>>),
+    /// Answered `407`; the connection waits for the client's next request.
+    AskedAgain,
+    /// Answered and closed.
+    Closed,
+}
+
 /// Largest CONNECT request head read before giving up on it.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
 /// Room for the first read of an explicit-proxy connection.
@@ -426,7 +452,8 @@ impl Front {
     /// request (absolute-form), which goes to the pipeline with those bytes put back. The
     /// connection then stays HTTP: a later CONNECT on it is refused by Pingora (405), as
     /// the pipeline may already hold it among pipelined bytes. Clients open a connection
-    /// per tunnel.
+    /// per tunnel. A CONNECT answered `407` may be followed by the next request on the
+    /// same connection (a browser retrying with credentials), a few times.
     async fn serve_explicit(
         &self,
         mut l4: Box<L4Stream>,
@@ -434,68 +461,119 @@ impl Front {
         key: u64,
         shutdown: &ShutdownWatch,
     ) {
-        let started = Instant::now();
-        let deadline = started + self.header_timeout();
+        let mut started = Instant::now();
         let mut head = Vec::with_capacity(READ_CHUNK);
         let mut stopping = shutdown.clone();
         if *stopping.borrow_and_update() {
             return;
         }
-        // Enough to tell: eight bytes, or a first line shorter than "CONNECT ".
-        while head.len() < 8 && !head.contains(&b'\n') {
-            let read = tokio::time::timeout_at(deadline, async {
-                tokio::select! {
-                    biased;
-                    read = l4.read_buf(&mut head) => Some(read),
-                    // The gateway stopping ends the wait for a first request.
-                    _ = stopping.changed(), if head.is_empty() => None,
+        for _ in 0..=MAX_AUTH_ROUNDS {
+            let deadline = started + self.header_timeout();
+            // Enough to tell: eight bytes, or a first line shorter than "CONNECT ".
+            while head.len() < 8 && !head.contains(&b'\n') {
+                let read = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        biased;
+                        read = l4.read_buf(&mut head) => Some(read),
+                        // The gateway stopping ends the wait for a first request.
+                        _ = stopping.changed(), if head.is_empty() => None,
+                    }
+                });
+                match read.await {
+                    Ok(Some(Ok(n))) if n > 0 => {}
+                    Ok(_) => return, // closed, failed, or the gateway is stopping
+                    Err(_) => {
+                        head_timed_out(client, started);
+                        return;
+                    }
                 }
-            });
-            match read.await {
-                Ok(Some(Ok(n))) if n > 0 => {}
-                Ok(_) => return, // closed, failed, or the gateway is stopping
+            }
+            if !head.starts_with(b"CONNECT ") {
+                l4.rewind(&head);
+                // (Not held while the connection lives: idle connections are many.)
+                drop(head);
+                let conn = self
+                    .shared
+                    .connections
+                    .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
+                self.run_pipeline(l4, &conn.info, shutdown, started).await;
+                return;
+            }
+            let read = tokio::time::timeout_at(deadline, read_head(&mut l4, &mut head)).await;
+            let end = match read {
+                Ok(Ok(Head::Complete(end))) => end,
+                Ok(Ok(Head::TooLarge)) => {
+                    let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
+                    return;
+                }
+                Ok(Ok(Head::BareLf)) => {
+                    metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                    let reason = "malformed CONNECT request: lines must end with CRLF";
+                    let _ = respond_plain(&mut l4, 400, reason).await;
+                    return;
+                }
+                Ok(Err(_)) => return,
                 Err(_) => {
                     head_timed_out(client, started);
                     return;
                 }
+            };
+            let leftover = head.split_off(end);
+            let identity = match self.authenticate_connect(&mut l4, client, &head).await {
+                ConnectAuth::Proceed(identity) => identity,
+                ConnectAuth::AskedAgain => {
+                    // The next request head starts with whatever followed this one.
+                    head = leftover;
+                    started = Instant::now();
+                    continue;
+                }
+                ConnectAuth::Closed => return,
+            };
+            if !leftover.is_empty() {
+                // A client that sent its ClientHello right behind the CONNECT.
+                l4.rewind(&leftover);
             }
-        }
-        if !head.starts_with(b"CONNECT ") {
-            l4.rewind(&head);
-            // (Not held while the connection lives: idle connections are many.)
-            drop(head);
-            let conn = self
-                .shared
-                .connections
-                .register(key, ConnInfo::new(ConnMode::ExplicitPlain, client));
-            self.run_pipeline(l4, &conn.info, shutdown, started).await;
+            self.serve_connect(l4, client, key, &head, identity, shutdown)
+                .await;
             return;
         }
-        let read = tokio::time::timeout_at(deadline, read_head(&mut l4, &mut head)).await;
-        let end = match read {
-            Ok(Ok(Head::Complete(end))) => end,
-            Ok(Ok(Head::TooLarge)) => {
-                let _ = respond_plain(&mut l4, 431, "CONNECT request head too large").await;
-                return;
-            }
-            Ok(Ok(Head::BareLf)) => {
-                metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
-                let reason = "malformed CONNECT request: lines must end with CRLF";
-                let _ = respond_plain(&mut l4, 400, reason).await;
-                return;
-            }
-            Ok(Err(_)) => return,
-            Err(_) => {
-                head_timed_out(client, started);
-                return;
-            }
+        tracing::info!(client = %client, "closed: proxy authentication failed too many times on one connection");
+    }
+
+    /// Proxy authentication of a CONNECT (the pipeline does the same for absolute-form
+    /// requests, with the same [`crate::auth::Authenticator`]). Clients the identity
+    /// headers are trusted from are not asked: the hop in front vouches for its users.
+    async fn authenticate_connect(
+        &self,
+        l4: &mut L4Stream,
+        client: SocketAddr,
+        head: &[u8],
+    ) -> ConnectAuth {
+        let Some(auth) = self.shared.auth.as_deref() else {
+            return ConnectAuth::Proceed(None);
         };
-        let leftover = head.split_off(end);
-        if !leftover.is_empty() {
-            // A client that sent its ClientHello right behind the CONNECT.
-            l4.rewind(&leftover);
+        if self.shared.identity_trusted(client.ip()) {
+            return ConnectAuth::Proceed(None);
         }
-        self.serve_connect(l4, client, key, &head, shutdown).await;
+        let header = proxy_authorization(head);
+        let (status, reason) = match auth.authenticate(header.as_deref()).await {
+            Verdict::Identified(identity) => return ConnectAuth::Proceed(Some(identity)),
+            Verdict::Challenge(reason) => (407, reason),
+            Verdict::Unavailable => (503, crate::pages::AUTH_UNAVAILABLE),
+        };
+        metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+        let id = super::RequestId::new().to_string();
+        let answer = self
+            .shared
+            .pages
+            .auth_response(status, auth.challenges(), reason, &id, false);
+        // After a 407 the client may try again on this connection; a 503 ends it.
+        let keep_alive = status == 407;
+        if respond_answer(l4, &answer, keep_alive).await.is_err() || !keep_alive {
+            let _ = l4.shutdown().await;
+            return ConnectAuth::Closed;
+        }
+        ConnectAuth::AskedAgain
     }
 
     async fn serve_connect(
@@ -504,6 +582,7 @@ impl Front {
         client: SocketAddr,
         key: u64,
         head: &[u8],
+        identity: Option<Arc<Identity>>,
         shutdown: &ShutdownWatch,
     ) {
         let (host, port) = match parse_connect(head) {
@@ -536,12 +615,17 @@ impl Front {
             metrics::TUNNELS_TOTAL
                 .with_label_values(&["intercept"])
                 .inc();
-            self.intercept(l4, client, key, host, port, shutdown).await;
+            self.intercept(l4, client, key, host, port, identity, shutdown)
+                .await;
         } else {
-            self.tunnel(l4, client, key, &host, port, shutdown).await;
+            self.tunnel(l4, client, key, &host, port, identity, shutdown)
+                .await;
         }
     }
 
+    // (The connection's facts travel as they are learnt: a struct for them would be
+    // rebuilt at every step.)
+    #[allow(clippy::too_many_arguments)]
     async fn intercept(
         &self,
         l4: Box<L4Stream>,
@@ -549,6 +633,7 @@ impl Front {
         key: u64,
         host: String,
         port: u16,
+        identity: Option<Arc<Identity>>,
         shutdown: &ShutdownWatch,
     ) {
         let acceptor =
@@ -572,7 +657,7 @@ impl Front {
         };
         let conn = self.shared.connections.register(
             key,
-            ConnInfo::new(ConnMode::Intercepted { host, port }, client),
+            ConnInfo::new(ConnMode::Intercepted { host, port }, client).with_identity(identity),
         );
         self.run_pipeline(Box::new(tls), &conn.info, shutdown, Instant::now())
             .await;
@@ -583,6 +668,7 @@ impl Front {
     /// another name) whose ClientHello asks for a catalogue site is intercepted and
     /// classified by that name, and the site is reached by its name, not by the address
     /// the client gave (what `curl --connect-to` does must not make a blind tunnel).
+    #[allow(clippy::too_many_arguments)]
     async fn tunnel(
         &self,
         mut l4: Box<L4Stream>,
@@ -590,6 +676,7 @@ impl Front {
         key: u64,
         host: &str,
         port: u16,
+        identity: Option<Arc<Identity>>,
         shutdown: &ShutdownWatch,
     ) {
         let addr = match self.shared.resolver.resolve(host, port).await {
@@ -673,7 +760,8 @@ impl Front {
                     .inc();
                 tracing::debug!(client = %client, host, sni, "intercepted by the name the client's TLS asks for");
                 l4.rewind(&first);
-                self.intercept(l4, client, key, sni, port, shutdown).await;
+                self.intercept(l4, client, key, sni, port, identity, shutdown)
+                    .await;
                 return;
             }
             crate::tls::HelloRead::Unreadable | crate::tls::HelloRead::Incomplete => {
@@ -737,7 +825,8 @@ impl Front {
             metrics::TUNNELS_TOTAL
                 .with_label_values(&["intercept"])
                 .inc();
-            self.intercept(l4, client, key, host, 443, shutdown).await;
+            self.intercept(l4, client, key, host, 443, None, shutdown)
+                .await;
         } else {
             // Split-horizon DNS sent us something we do not inspect: relay it untouched.
             let addr = match self.shared.resolver.resolve(&host, 443).await {
@@ -865,6 +954,42 @@ pub fn parse_connect(head: &[u8]) -> Result<(String, u16), String> {
         return Err(format!("bad CONNECT target {target:?}: port 0"));
     }
     Ok((host.to_ascii_lowercase(), port))
+}
+
+/// The `Proxy-Authorization` value of a request head, if it has one.
+fn proxy_authorization(head: &[u8]) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("proxy-authorization"))
+        .map(|h| h.value.to_vec())
+}
+
+/// Write one of the gateway's own answers on a raw connection, kept alive or not.
+async fn respond_answer(
+    l4: &mut L4Stream,
+    answer: &crate::pages::Answer,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let phrase = http::StatusCode::from_u16(answer.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut msg = format!("HTTP/1.1 {} {phrase}\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        msg.push_str(&format!("{name}: {}\r\n", value.replace(['\r', '\n'], " ")));
+    }
+    msg.push_str(&format!(
+        "content-length: {}\r\nconnection: {}\r\n\r\n",
+        answer.body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    ));
+    let mut bytes = msg.into_bytes();
+    bytes.extend_from_slice(&answer.body);
+    l4.write_all(&bytes).await?;
+    l4.flush().await
 }
 
 async fn respond_established(l4: &mut L4Stream) -> std::io::Result<()> {

@@ -57,6 +57,18 @@ pub struct Shared {
     pub audit: Audit,
     pub groups: metrics::GroupAnonymizer,
     pub shared_domains: metrics::SharedDomains,
+    /// Proxy authentication on the explicit proxy, when `auth.methods` names a method.
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
+}
+
+/// Who sent a request, as far as the gateway knows.
+pub struct Who {
+    pub user: Option<String>,
+    pub group: Cow<'static, str>,
+    /// How the user was established: `negotiate`, `basic` or `header`.
+    pub auth: Option<&'static str>,
+    /// The directory could not be asked and `auth.on_unavailable: address` applied.
+    pub degraded: bool,
 }
 
 impl Shared {
@@ -86,24 +98,63 @@ impl Shared {
         }
     }
 
-    /// Who sent a request: the identity headers are believed only from trusted sources;
-    /// otherwise the group comes from the client's address.
+    /// Whether identity headers are believed from `ip` (`clients.identity.trusted`).
+    pub fn identity_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.config
+            .clients
+            .identity
+            .trusted
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
+    /// Whether `group` is one the configuration names (by address or from the directory):
+    /// only those become metric labels.
+    pub fn known_group(&self, group: &str) -> bool {
+        self.config.clients.groups.contains_key(group)
+            || self.config.auth.groups.iter().any(|m| m.group == group)
+    }
+
+    /// Who sent a request. In order of precedence:
+    /// 1. identity headers from a trusted hop (`clients.identity.trusted`): it authenticated
+    ///    the user and speaks for them, so its word beats anything the gateway could infer;
+    /// 2. the user who authenticated on this connection, and the policy group of their
+    ///    directory groups;
+    /// 3. the group of the client's address (`clients.groups`), for whatever 1 and 2 leave
+    ///    open (an authenticated user in no mapped directory group keeps their address's).
     fn identify<'h>(
         &self,
         client_ip: Option<IpAddr>,
+        conn: Option<&ConnInfo>,
         header: impl Fn(&str) -> Option<&'h str>,
-    ) -> (Option<String>, Cow<'static, str>) {
+    ) -> Who {
         let identity = &self.config.clients.identity;
-        let trusted = client_ip.is_some_and(|ip| identity.trusted.iter().any(|n| n.contains(&ip)));
-        let (mut user, mut group) = (None, None);
+        let trusted = client_ip.is_some_and(|ip| self.identity_trusted(ip));
+        let (mut user, mut group, mut auth) = (None, None, None);
         if trusted {
             user = header(&identity.user_header).map(str::to_string);
-            group = header(&identity.group_header).map(str::to_string);
+            group = header(&identity.group_header)
+                .filter(|g| *g != "unknown")
+                .map(str::to_string);
+            auth = user.is_some().then_some("header");
         }
-        let group = group
-            .filter(|g| g != "unknown")
-            .or_else(|| client_ip.and_then(|ip| self.group_of(ip)));
-        (user, group.map_or(Cow::Borrowed("unknown"), Cow::Owned))
+        let mut degraded = false;
+        if let Some(id) = conn.and_then(|c| c.identity.get()) {
+            if user.is_none() {
+                user = id.user.clone();
+                auth = Some(id.method_name());
+                degraded = id.degraded;
+            }
+            group = group.or_else(|| id.group.clone());
+        }
+        let group = group.or_else(|| client_ip.and_then(|ip| self.group_of(ip)));
+        Who {
+            user,
+            group: group.map_or(Cow::Borrowed("unknown"), Cow::Owned),
+            auth,
+            degraded,
+        }
     }
 
     fn group_of(&self, ip: IpAddr) -> Option<String> {
@@ -181,6 +232,10 @@ pub struct RequestCtx {
     /// trusted identity header says).
     pub group: Cow<'static, str>,
     pub user: Option<String>,
+    /// How the user was established (`negotiate`, `basic`, `header`).
+    pub auth: Option<&'static str>,
+    /// The directory could not be asked and `auth.on_unavailable: address` applied.
+    pub auth_degraded: bool,
     /// A refusal or failure the gateway answered itself: (status, kind, reason).
     refusal: Option<(u16, &'static str, String)>,
     /// The gateway answered with its own page (block, coach, refusal).
@@ -213,6 +268,8 @@ impl RequestCtx {
             body: BodyMode::Passthrough,
             group: Cow::Borrowed("unknown"),
             user: None,
+            auth: None,
+            auth_degraded: false,
             refusal: None,
             answered: None,
             inspection: Duration::ZERO,
@@ -251,6 +308,13 @@ impl RequestCtx {
             self.body_open = false;
             conn.body_ended();
         }
+    }
+    /// The inspection hash key of the rule set this request was decided with (the live
+    /// one when it was refused before any).
+    pub fn policy_hash_key(&self) -> &[u8] {
+        self.policy
+            .as_deref()
+            .map_or(&[], |p| &p.options().hash_key)
     }
     /// Version of the rule set this request was decided with.
     pub fn rules_version(&self) -> &str {
@@ -351,6 +415,10 @@ impl ProxyHttp for Gateway {
                 .await;
         }
 
+        if let Some(answered) = self.authenticate_plain(session, ctx, client_ip).await? {
+            return Ok(answered);
+        }
+
         let target = match resolve_target(session, ctx.conn.as_deref()) {
             Ok((target, rewrite)) => {
                 ctx.rewrite_uri = rewrite;
@@ -364,8 +432,11 @@ impl ProxyHttp for Gateway {
         };
         ctx.target = Some(target.clone());
 
-        (ctx.user, ctx.group) =
-            shared.identify(client_ip, |name| header_str(session.req_header(), name));
+        let who = shared.identify(client_ip, ctx.conn.as_deref(), |name| {
+            header_str(session.req_header(), name)
+        });
+        (ctx.user, ctx.group, ctx.auth, ctx.auth_degraded) =
+            (who.user, who.group, who.auth, who.degraded);
 
         let req = session.req_header();
         let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
@@ -461,6 +532,7 @@ impl ProxyHttp for Gateway {
                         session.req_header(),
                         &target.host,
                         decision.rule.as_deref(),
+                        ctx.user.as_deref(),
                     ) {
                         ctx.coached_continue = true;
                     } else {
@@ -471,11 +543,11 @@ impl ProxyHttp for Gateway {
             }
         }
         // The gateway's own coach "Continue" endpoint.
-        if let Some(resp) = self
-            .shared
-            .pages
-            .coach_continue(session.req_header(), &target.host)
-        {
+        if let Some(resp) = self.shared.pages.coach_continue(
+            session.req_header(),
+            &target.host,
+            ctx.user.as_deref(),
+        ) {
             ctx.answered = Some(resp.status);
             pages::write(session, resp).await?;
             return Ok(true);
@@ -642,6 +714,7 @@ impl ProxyHttp for Gateway {
                             session.req_header(),
                             ctx.target.as_ref().map_or("", |t| t.host.as_str()),
                             decision.rule.as_deref(),
+                            ctx.user.as_deref(),
                         );
                     ctx.coached_continue = acknowledged;
                     ctx.decision = Some(decision);
@@ -810,13 +883,68 @@ impl Gateway {
             .zip(decision.site.as_deref())
             .and_then(|(policy, site)| policy.site_by_id(site))
             .and_then(|site| site.refusal_for(host, req.uri.path()));
-        let resp =
-            self.shared
-                .pages
-                .decision_response(decision, &ctx.id.to_string(), host, req, refusal);
+        let resp = self.shared.pages.decision_response(
+            decision,
+            &ctx.id.to_string(),
+            host,
+            req,
+            refusal,
+            ctx.user.as_deref(),
+        );
         ctx.answered = Some(resp.status);
         pages::write(session, resp).await?;
         Ok(true)
+    }
+
+    /// Proxy authentication of an absolute-form request on the explicit proxy (the front
+    /// door does CONNECTs, with the same [`crate::auth::Authenticator`]): only until the
+    /// connection has authenticated, and never for a trusted hop. `Some` when the gateway
+    /// answered (407 or 503).
+    async fn authenticate_plain(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Option<bool>> {
+        let shared = &self.shared;
+        let (Some(auth), Some(conn)) = (shared.auth.as_deref(), ctx.conn.as_deref()) else {
+            return Ok(None);
+        };
+        if conn.mode != ConnMode::ExplicitPlain
+            || conn.identity.get().is_some()
+            || client_ip.is_some_and(|ip| shared.identity_trusted(ip))
+        {
+            return Ok(None);
+        }
+        let header = session
+            .req_header()
+            .headers
+            .get(http::header::PROXY_AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
+        let (status, reason) = match auth.authenticate(header.as_deref()).await {
+            crate::auth::Verdict::Identified(identity) => {
+                let _ = conn.identity.set(identity);
+                return Ok(None);
+            }
+            crate::auth::Verdict::Challenge(reason) => (407, reason),
+            crate::auth::Verdict::Unavailable => (503, pages::AUTH_UNAVAILABLE),
+        };
+        let resp = shared.pages.auth_response(
+            status,
+            auth.challenges(),
+            reason,
+            &ctx.id.to_string(),
+            pages::is_navigation(session.req_header()),
+        );
+        ctx.refusal = Some((status, "auth", reason.to_string()));
+        ctx.answered = Some(status);
+        // The client tries again on this connection after a 407, unless a body it sent
+        // would first have to be read through; a 503 ends it.
+        if status != 407 || request_has_body(session.req_header()) {
+            session.set_keepalive(None);
+        }
+        pages::write(session, resp).await?;
+        Ok(Some(true))
     }
 
     async fn answer_refusal(

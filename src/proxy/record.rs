@@ -30,10 +30,14 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     };
     // Groups: configured names only (a trusted identity header naming another group
     // counts as `other`), and `suppressed` while too few clients make them up.
+    // Distinct clients are counted by user when one signed in (never exported).
     let group_label: &str = match ctx.client_ip() {
         Some(_) if ctx.group == "unknown" => "unknown",
-        Some(_) if !shared.config.clients.groups.contains_key(&*ctx.group) => metrics::OTHER,
-        Some(ip) => shared.groups.label(&ctx.group, ip),
+        Some(_) if !shared.known_group(&ctx.group) => metrics::OTHER,
+        Some(ip) => match ctx.user.as_deref() {
+            Some(user) => shared.groups.label(&ctx.group, client_key(user)),
+            None => shared.groups.label(&ctx.group, ip),
+        },
         None => "unknown",
     };
 
@@ -86,12 +90,21 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     for f in &decision.findings {
         *categories.entry(f.category.as_str()).or_insert(0) += 1;
     }
+    let pseudonymise = shared.config.audit.pseudonymise_users;
+    let user_hash = ctx
+        .user
+        .as_deref()
+        .filter(|_| pseudonymise)
+        .map(|user| pseudonym(ctx.policy_hash_key(), user));
     let event = AuditEvent {
         time: humantime_now(),
         request_id: &ctx.id.to_string(),
         rules_version: ctx.rules_version(),
         client: ctx.client_ip().map(|ip| ip.to_string()),
-        user: ctx.user.as_deref(),
+        user: ctx.user.as_deref().filter(|_| !pseudonymise),
+        user_hash,
+        auth: ctx.auth,
+        auth_unavailable: ctx.auth_degraded,
         group: &ctx.group,
         site,
         host: ctx.target.as_ref().map_or("", |t| t.host.as_str()),
@@ -123,6 +136,22 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
         status: ctx.answered.unwrap_or(status),
     };
     shared.audit.write(&event);
+}
+
+/// A keyed hash of a user's name for the audit trail: keyed with the inspection hash key
+/// (`inspection.hash_key_file`), so that replicas sharing the key agree, and separated from
+/// the hashes of matched values so that the two can never be compared.
+pub fn pseudonym(key: &[u8], user: &str) -> String {
+    crate::engine::redact::keyed_hash(key, &format!("permeable-user\0{user}"))
+}
+
+/// A user as one client of a group for the k-anonymity count: a hash keyed per process,
+/// so that the set holds no names.
+fn client_key(user: &str) -> metrics::ClientKey {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+    metrics::ClientKey::User(KEY.hash_one(user))
 }
 
 fn humantime_now() -> String {
