@@ -64,6 +64,16 @@ impl TestCa {
         }
     }
 
+    /// A certificate for `names` and its key, both PEM, for servers that read files.
+    pub fn issue_pem(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A server config for `names`, ALPN h2 and http/1.1.
     pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
         let key = KeyPair::generate().unwrap();

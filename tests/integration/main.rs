@@ -5,6 +5,7 @@ mod answers;
 mod browser;
 mod gateway;
 mod harness;
+mod identity;
 mod inspection;
 mod observability;
 mod pac;
