@@ -546,6 +546,23 @@ def health():
                    [(f"sum by (direction) (rate(permeable_body_bytes_total{inst}[{RATE}]))",
                      "{{direction}}")],
                    unit="Bps"),
+        row("Sign-in"),
+        timeseries("Proxy sign-ins by method and result",
+                   "Proxy authentication attempts per second (permeable_auth_total): "
+                   "negotiate (Kerberos) and basic (LDAP password) by result, and requests "
+                   "without credentials answered with a 407 challenge (none/challenged). "
+                   "unavailable: the directory did not answer and auth.on_unavailable "
+                   "applied.",
+                   [(f"sum by (method, result) (rate(permeable_auth_total{inst}[{RATE}]))",
+                     "{{method}} {{result}}")],
+                   unit="ops", stack=True),
+        timeseries("Directory lookups",
+                   "Questions to the directory per second (password binds and group reads, "
+                   "the sign-in cache's misses) by result; at most one per user per "
+                   "auth.cache_ttl_seconds when the cache works.",
+                   [(f"sum by (result) (rate(permeable_auth_directory_lookups_total{inst}"
+                     f"[{RATE}]))", "{{result}}")],
+                   unit="ops", stack=True),
         row("Rules and certificates"),
         timeseries("Rule reloads",
                    "Rule-set reloads per result. A failure keeps the running rule set and "
