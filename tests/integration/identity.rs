@@ -372,6 +372,9 @@ struct GwOptions<'a> {
     site: &'a Upstream,
     plain_site: &'a Upstream,
     site_ca: &'a str,
+    /// `auth.methods`, as YAML.
+    methods: &'a str,
+    cache_ttl_seconds: u64,
 }
 
 impl Gw {
@@ -399,7 +402,7 @@ impl Gw {
              clients:\n  groups: {{ office: [\"127.0.0.0/8\"] }}\n\
              analytics:\n  min_group_clients: 1\n\
              upstream:\n  ca_file: \"{s}/site-ca.pem\"\n  resolve:\n    \"x.com:443\": \"{site}\"\n    \"x.com:80\": \"{plain}\"\n\
-             auth:\n  methods: [negotiate, basic]\n  basic_realm: \"permeable test\"\n  \
+             auth:\n  methods: {methods}\n  cache_ttl_seconds: {ttl}\n  basic_realm: \"permeable test\"\n  \
              on_unavailable: {on_unavailable}\n\
              \x20 negotiate:\n    keytab: \"{keytab}\"\n    principal: \"HTTP/{PROXY_HOST}@{REALM}\"\n\
              \x20 ldap:\n    url: \"{url}\"\n    starttls: {starttls}\n    ca_file: \"{s}/ldap-ca.pem\"\n    \
@@ -414,10 +417,18 @@ impl Gw {
             plain = o.plain_site.addr,
             on_unavailable = o.on_unavailable,
             keytab = o.kdc.keytab.display(),
+            methods = o.methods,
+            ttl = o.cache_ttl_seconds,
         );
         let config = s.join("permeable.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_permeable"))
+        // PERMEABLE_IDENTITY_BIN: another build of the gateway (a release build for the
+        // latency figures).
+        let binary = std::env::var_os("PERMEABLE_IDENTITY_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_permeable")),
+            PathBuf::from,
+        );
+        let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(&config)
             // Everything the gateway logs, its dependencies' debug output included, is
@@ -521,6 +532,9 @@ impl Gw {
 struct Curl {
     status: u16,
     connect: u16,
+    /// curl's `time_total`: from the start of the transfer (name lookup, connection,
+    /// sign-in, request) to the end of the answer.
+    seconds: f64,
     stderr: String,
     body: String,
 }
@@ -541,7 +555,7 @@ fn curl(
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-v", "--max-time", "20", "-o"])
         .arg(&out_file)
-        .args(["-w", "%{http_code} %{http_connect}"])
+        .args(["-w", "%{http_code} %{http_connect} %{time_total}"])
         .arg("--proxy")
         .arg(format!("http://{PROXY_HOST}:{port}"))
         .arg("--resolve")
@@ -573,10 +587,16 @@ fn curl(
     cmd.arg(url);
     let out = cmd.stdin(Stdio::null()).output().expect("curl runs");
     let codes = String::from_utf8_lossy(&out.stdout).to_string();
+    let seconds = codes
+        .split_whitespace()
+        .nth(2)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
     let mut codes = codes.split_whitespace().map(|c| c.parse().unwrap_or(0));
     let body = std::fs::read_to_string(&out_file).unwrap_or_default();
     let _ = std::fs::remove_file(&out_file);
     Curl {
+        seconds,
         status: codes.next().unwrap_or(0),
         connect: codes.next().unwrap_or(0),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -639,7 +659,21 @@ async fn world() -> World {
 
 impl World {
     async fn gateway(&self, tls: LdapTls, on_unavailable: &str, pseudonymise: bool) -> Gw {
+        self.gateway_with(tls, on_unavailable, pseudonymise, "[negotiate, basic]", 300)
+            .await
+    }
+
+    async fn gateway_with(
+        &self,
+        tls: LdapTls,
+        on_unavailable: &str,
+        pseudonymise: bool,
+        methods: &str,
+        cache_ttl_seconds: u64,
+    ) -> Gw {
         Gw::start(GwOptions {
+            methods,
+            cache_ttl_seconds,
             kdc: &self.kdc,
             slapd: &self.slapd,
             tls,
@@ -1287,4 +1321,74 @@ async fn no_password_or_ticket_reaches_logs_or_audit_and_users_can_be_pseudonymi
     assert_eq!(bob_hashes[0], bob_hashes[1], "a user's hash is stable");
     assert_ne!(bob_hashes[0], alice_hash, "two users, two hashes");
     assert!(events.iter().all(|e| e["user"].is_null()), "{audit}");
+}
+
+/// The figures in README "Identity": what signing in adds to the first request on a
+/// connection. Each sample is one curl process, so one new connection and one
+/// absolute-form GET; the variants take turns, so that the machine's noise falls on all
+/// alike. Runs with `PERMEABLE_IDENTITY_LATENCY=1` (and the identity tests' switch);
+/// `PERMEABLE_IDENTITY_BIN=target/release/permeable` measures a release build,
+/// `PERMEABLE_IDENTITY_LATENCY_N` sets the samples per variant (200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_request_latency() {
+    if !enabled("first_request_latency") {
+        return;
+    }
+    if std::env::var("PERMEABLE_IDENTITY_LATENCY").as_deref() != Ok("1") {
+        eprintln!("SKIPPED identity::first_request_latency: set PERMEABLE_IDENTITY_LATENCY=1");
+        return;
+    }
+    let n: usize = std::env::var("PERMEABLE_IDENTITY_LATENCY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let w = world().await;
+    let tls = LdapTls::StartTls;
+    let none = w.gateway_with(tls, "refuse", false, "[]", 300).await;
+    let cached = w.gateway(tls, "refuse", false).await;
+    // A cache that keeps nothing: every sign-in asks the directory.
+    let uncached = w
+        .gateway_with(tls, "refuse", false, "[negotiate, basic]", 0)
+        .await;
+    let alice = w.kdc.kinit("alice", "alicepw");
+    w.kdc.get_service_ticket(&alice);
+    let basic: &[&str] = &["-U", "alice:alicepw"];
+    let variants: [(&str, &Gw, Option<&Path>, &[&str]); 5] = [
+        ("no authentication", &none, None, &[]),
+        ("Basic, answer cached", &cached, None, basic),
+        ("Basic, LDAP bind (StartTLS)", &uncached, None, basic),
+        ("Negotiate, groups cached", &cached, Some(&alice), NEGOTIATE),
+        (
+            "Negotiate, LDAP group read (StartTLS)",
+            &uncached,
+            Some(&alice),
+            NEGOTIATE,
+        ),
+    ];
+    let mut samples = vec![Vec::with_capacity(n); variants.len()];
+    for round in 0..n + 5 {
+        for (i, (name, gw, cache, auth)) in variants.iter().enumerate() {
+            let got = curl(gw, &w.kdc, *cache, auth, "http://x.com/home", None);
+            assert_eq!(got.status, 200, "{name}: {}", got.stderr);
+            if round >= 5 {
+                samples[i].push(got.seconds * 1000.0);
+            }
+        }
+    }
+    let quantile = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let base = quantile(&mut samples[0].clone(), 0.5);
+    println!("first request on a new connection, {n} samples each (ms):");
+    println!("| variant | median | p90 | median added |");
+    println!("|---|---|---|---|");
+    for (i, (name, ..)) in variants.iter().enumerate() {
+        let median = quantile(&mut samples[i], 0.5);
+        let p90 = quantile(&mut samples[i], 0.9);
+        println!(
+            "| {name} | {median:.2} | {p90:.2} | {:+.2} |",
+            median - base
+        );
+    }
 }
