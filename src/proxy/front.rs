@@ -561,7 +561,11 @@ impl Front {
             Verdict::Challenge(reason) => (407, reason),
             Verdict::Unavailable => (503, crate::pages::AUTH_UNAVAILABLE),
         };
-        metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+        if status != 407 {
+            // A challenge is a step of signing in (counted in permeable_auth_total), not
+            // a refused tunnel: browsers send their first CONNECT without credentials.
+            metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+        }
         let id = super::RequestId::new().to_string();
         let answer = self
             .shared

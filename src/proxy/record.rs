@@ -8,6 +8,11 @@ use crate::metrics;
 
 /// `response_body_bytes` and `status` are what the client was sent (status 0: nothing).
 pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u64, status: u16) {
+    if ctx.answered == Some(407) {
+        // A sign-in challenge: a step of proxy authentication, counted in
+        // permeable_auth_total. The client's next request is the one that counts.
+        return;
+    }
     let class = ctx.head.as_ref().and(ctx.class_ref());
     // Site ids come from the compiled catalogue: a bounded set by construction.
     let site = class
