@@ -197,10 +197,25 @@ impl Directory {
     }
 
     async fn connect(&self) -> Result<ldap3::Ldap, DirectoryError> {
+        // The socket is opened here so that it can have TCP_NODELAY: LDAP's small
+        // request-answer turns (StartTLS, the handshake, bind, search) otherwise wait on
+        // Nagle's algorithm and delayed ACKs, about 40 ms per question.
+        let (host, port) = host_port(&self.url).ok_or_else(|| {
+            DirectoryError::Unavailable(format!("no host in the directory URL {}", self.url))
+        })?;
+        let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| DirectoryError::Unavailable("connecting timed out".into()))?
+            .map_err(|e| DirectoryError::Unavailable(format!("cannot connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let tcp = tcp
+            .into_std()
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout)
             .set_config(self.tls.clone())
-            .set_starttls(self.starttls);
+            .set_starttls(self.starttls)
+            .set_std_stream(ldap3::StdStream::Tcp(tcp));
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
             .map_err(unavailable)?;
@@ -327,6 +342,32 @@ impl Directory {
     }
 }
 
+/// Host and port of an `ldap://` or `ldaps://` URL (the configuration allows no other).
+fn host_port(url: &str) -> Option<(&str, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = if scheme.eq_ignore_ascii_case("ldaps") {
+        636
+    } else {
+        389
+    };
+    let authority = rest.split(['/', '?']).next()?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
 fn unavailable(e: ldap3::LdapError) -> DirectoryError {
     DirectoryError::Unavailable(e.to_string())
 }
@@ -396,6 +437,17 @@ pub fn group_set(groups: &[String]) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_urls() {
+        assert_eq!(
+            host_port("ldaps://dc.example.com"),
+            Some(("dc.example.com", 636))
+        );
+        assert_eq!(host_port("ldap://dc:3890/"), Some(("dc", 3890)));
+        assert_eq!(host_port("ldap://[::1]:389"), Some(("::1", 389)));
+        assert_eq!(host_port("ldaps://"), None);
+    }
 
     #[test]
     fn dns_compare_in_one_spelling() {
