@@ -50,10 +50,41 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
-fn wait_for_port(port: u16, what: &str) {
+/// Whether process `pid` holds the listening socket on 127.0.0.1:`port` (from
+/// `/proc/net/tcp` and the process's descriptors).
+fn listens(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|link| inodes.iter().any(|i| link.as_os_str() == i.as_str()))
+}
+
+/// Wait until `child` itself listens on every port: `false` when it exits first (a port
+/// that `free_port` found free was taken meanwhile by another process on this machine,
+/// which would otherwise answer in its place: the caller starts again on other ports).
+fn wait_listening(child: &mut Child, ports: &[u16], what: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if ports.iter().all(|p| listens(child.id(), *p)) {
+            return true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {ports:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -76,6 +107,35 @@ impl Drop for Running {
     }
 }
 
+/// The realm's client and KDC configuration in `d`, for a KDC on `port`.
+fn write_kdc_configs(d: &Path, port: u16) {
+    std::fs::write(
+        d.join("krb5.conf"),
+        format!(
+            "[libdefaults]\n default_realm = {REALM}\n dns_lookup_kdc = false\n \
+             dns_lookup_realm = false\n dns_canonicalize_hostname = false\n rdns = false\n \
+             udp_preference_limit = 1\n\
+             [realms]\n {REALM} = {{\n  kdc = 127.0.0.1:{port}\n }}\n\
+             [domain_realm]\n {PROXY_HOST} = {REALM}\n .permeable.test = {REALM}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("kdc.conf"),
+        format!(
+            "[kdcdefaults]\n kdc_listen = 127.0.0.1:{port}\n kdc_tcp_listen = 127.0.0.1:{port}\n\
+             [realms]\n {REALM} = {{\n  database_name = {db}\n  key_stash_file = {stash}\n  \
+             acl_file = {acl}\n  kdc_listen = 127.0.0.1:{port}\n  kdc_tcp_listen = 127.0.0.1:{port}\n }}\n\
+             [logging]\n kdc = FILE:{log}\n",
+            db = d.join("principal").display(),
+            stash = d.join("stash").display(),
+            acl = d.join("kadm5.acl").display(),
+            log = d.join("kdc.log").display(),
+        ),
+    )
+    .unwrap();
+}
+
 /// An MIT Kerberos realm: a KDC on a free loopback port, the gateway's service key in a
 /// keytab, and users.
 struct Kdc {
@@ -89,40 +149,13 @@ struct Kdc {
 impl Kdc {
     fn start(users: &[(&str, &str)]) -> Kdc {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let port = free_port();
-        let krb5_conf = d.join("krb5.conf");
-        std::fs::write(
-            &krb5_conf,
-            format!(
-                "[libdefaults]\n default_realm = {REALM}\n dns_lookup_kdc = false\n \
-                 dns_lookup_realm = false\n dns_canonicalize_hostname = false\n rdns = false\n \
-                 udp_preference_limit = 1\n\
-                 [realms]\n {REALM} = {{\n  kdc = 127.0.0.1:{port}\n }}\n\
-                 [domain_realm]\n {PROXY_HOST} = {REALM}\n .permeable.test = {REALM}\n"
-            ),
-        )
-        .unwrap();
-        let kdc_conf = d.join("kdc.conf");
-        std::fs::write(
-            &kdc_conf,
-            format!(
-                "[kdcdefaults]\n kdc_listen = 127.0.0.1:{port}\n kdc_tcp_listen = 127.0.0.1:{port}\n\
-                 [realms]\n {REALM} = {{\n  database_name = {db}\n  key_stash_file = {stash}\n  \
-                 acl_file = {acl}\n  kdc_listen = 127.0.0.1:{port}\n  kdc_tcp_listen = 127.0.0.1:{port}\n }}\n\
-                 [logging]\n kdc = FILE:{log}\n",
-                db = d.join("principal").display(),
-                stash = d.join("stash").display(),
-                acl = d.join("kadm5.acl").display(),
-                log = d.join("kdc.log").display(),
-            ),
-        )
-        .unwrap();
-        std::fs::write(d.join("kadm5.acl"), "").unwrap();
-        let kdc = Kdc {
-            keytab: d.join("http.keytab"),
-            krb5_conf,
-            kdc_conf,
+        let mut port = free_port();
+        write_kdc_configs(dir.path(), port);
+        std::fs::write(dir.path().join("kadm5.acl"), "").unwrap();
+        let mut kdc = Kdc {
+            keytab: dir.path().join("http.keytab"),
+            krb5_conf: dir.path().join("krb5.conf"),
+            kdc_conf: dir.path().join("kdc.conf"),
             process: Running(None),
             dir,
         };
@@ -137,19 +170,26 @@ impl Kdc {
             "ktadd -k {} HTTP/{PROXY_HOST}",
             kdc.keytab.display()
         ));
-        let child = kdc
-            .admin("krb5kdc")
-            .args(["-n", "-P"])
-            .arg(kdc.dir.path().join("kdc.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("krb5kdc starts");
-        let mut kdc = kdc;
-        kdc.process = Running(Some(child));
-        wait_for_port(port, "krb5kdc");
-        kdc
+        for _ in 0..5 {
+            let mut child = kdc
+                .admin("krb5kdc")
+                .args(["-n", "-P"])
+                .arg(kdc.dir.path().join("kdc.pid"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("krb5kdc starts");
+            let ours = wait_listening(&mut child, &[port], "krb5kdc");
+            kdc.process = Running(Some(child));
+            if ours {
+                return kdc;
+            }
+            kdc.process.stop();
+            port = free_port();
+            write_kdc_configs(kdc.dir.path(), port);
+        }
+        panic!("krb5kdc could not listen on five free ports in a row");
     }
 
     fn admin(&self, program: &str) -> Command {
@@ -250,29 +290,40 @@ impl Slapd {
             ),
         )
         .unwrap();
-        let (ldap_port, ldaps_port) = (free_port(), free_port());
         let log = d.join("slapd.log");
-        let child = Command::new("slapd")
-            .args(["-d", "256", "-f"])
-            .arg(&conf)
-            .arg("-h")
-            .arg(format!(
-                "ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/"
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("slapd starts");
+        let mut started = None;
+        for _ in 0..5 {
+            let (ldap_port, ldaps_port) = (free_port(), free_port());
+            let mut child = Command::new("slapd")
+                .args(["-d", "256", "-f"])
+                .arg(&conf)
+                .arg("-h")
+                .arg(format!(
+                    "ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/"
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("slapd starts");
+            let ours = wait_listening(&mut child, &[ldap_port, ldaps_port], "slapd");
+            let running = Running(Some(child));
+            if ours {
+                started = Some((ldap_port, ldaps_port, running));
+                break;
+            }
+        }
+        let Some((ldap_port, ldaps_port, process)) = started else {
+            panic!("slapd could not listen on five pairs of free ports in a row");
+        };
         let slapd = Slapd {
             dir,
             ldap_port,
             ldaps_port,
             ca_pem: ca.pem.clone(),
             log,
-            process: Running(Some(child)),
+            process,
         };
-        wait_for_port(ldap_port, "slapd");
         let mut ldif = format!(
             "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: permeable\ndc: permeable\n\n\
              dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
@@ -379,6 +430,17 @@ struct GwOptions<'a> {
 
 impl Gw {
     async fn start(o: GwOptions<'_>) -> Gw {
+        for _ in 0..5 {
+            if let Some(gw) = Gw::try_start(&o).await {
+                return gw;
+            }
+        }
+        panic!("the gateway could not listen on five sets of free ports in a row");
+    }
+
+    /// `None` when a port `free_port` found free was taken by another process on this
+    /// machine before the gateway bound it (the gateway then stops, saying so).
+    async fn try_start(o: &GwOptions<'_>) -> Option<Gw> {
         let state = tempfile::tempdir().unwrap();
         let s = state.path();
         let rules = fixture_rules_copy();
@@ -459,6 +521,9 @@ impl Gw {
                 }
             }
             if let Some(Some(status)) = gw.process.0.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                if gw.log().contains("cannot listen on") {
+                    return None;
+                }
                 panic!("the gateway exited ({status}): {}", gw.log());
             }
             assert!(Instant::now() < deadline, "gateway not ready: {}", gw.log());
@@ -466,7 +531,7 @@ impl Gw {
         }
         gw.ca_pem = std::fs::read_to_string(gw.state.path().join("ca/ca.crt")).unwrap();
         std::fs::write(gw.state.path().join("gateway-ca.pem"), &gw.ca_pem).unwrap();
-        gw
+        Some(gw)
     }
 
     fn log(&self) -> String {
@@ -915,6 +980,21 @@ async fn basic_is_checked_against_ldap_and_wrong_credentials_get_407() {
         "{}",
         plain.body
     );
+    // Challenges are steps of signing in, counted as such, not refusals.
+    assert_eq!(
+        gw.metric("permeable_tunnels_total{mode=\"refused\"}").await,
+        0.0
+    );
+    assert_eq!(
+        gw.metric("permeable_requests_total{action=\"refused\"}")
+            .await,
+        0.0
+    );
+    assert!(
+        gw.metric("permeable_auth_total{method=\"none\",result=\"challenged\"}")
+            .await
+            >= 1.0
+    );
 
     // A ticket the gateway cannot read (the service was given a new key after its keytab
     // was written): 407, never a pass.
@@ -947,7 +1027,7 @@ async fn basic_is_checked_against_ldap_and_wrong_credentials_get_407() {
 
     // One connection: a CONNECT refused with 407, then the same connection retries with
     // credentials and gets its tunnel.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
     s.write_all(b"CONNECT x.com:443 HTTP/1.1\r\nHost: x.com:443\r\n\r\n")
         .await
@@ -979,7 +1059,6 @@ async fn basic_is_checked_against_ldap_and_wrong_credentials_get_407() {
     assert_eq!(carol_events.len(), 2, "{}", gw.audit_text());
     // Carol is in no mapped directory group: her address's group applies.
     assert_eq!(carol_events[1]["group"], "office", "{}", carol_events[1]);
-    let _ = s.read(&mut [0u8; 1]).await;
 }
 
 /// Read one response head (no body expected, or ignored).
