@@ -18,7 +18,7 @@ use pingora::services::listening::Service;
 use crate::admin::{Admin, Readiness};
 use crate::audit::Audit;
 use crate::config::Config;
-use crate::engine::policy::EngineOptions;
+use crate::engine::policy::{EngineOptions, Policy};
 use crate::metrics;
 use crate::pages::Pages;
 use crate::proxy::front::{Connections, Front, InFlight, Listener, Work};
@@ -118,21 +118,60 @@ pub fn prepare(
             state_dir.display()
         ))
     })?;
+    let (leaves, created_ca) = interception_ca(&config, &state_dir)?;
+    let (source, opts, policy) = load_rules(&config, config_dir)?;
+    let bundle = write_upstream_roots(&state_dir, config.upstream.ca_file.as_deref())?;
+    let admin = AdminEndpoint::bind(&config, upgrade)?;
+    if !upgrade {
+        check_listeners_free(&config)?;
+    }
+    let shared = shared_state(config, leaves, policy)?;
+    let reloader = Arc::new(Reloader::new(shared.policy.clone(), source.clone(), opts));
 
-    let (ca, created_ca) = tls::load_or_create_ca(
+    if !shared.config.work_stealing && NO_STEAL_BUILT.swap(true, Ordering::AcqRel) {
+        return Err(StartError(NO_STEAL_AGAIN.to_string()));
+    }
+    let mut server = pingora_server(&shared.config, &state_dir, &bundle, upgrade);
+    let probe_addr = add_listeners(&mut server, &shared);
+
+    Ok(Prepared {
+        server,
+        shared,
+        reloader,
+        admin_listener: admin.listener,
+        admin_addr: admin.addr,
+        token: admin.token,
+        probe_addr,
+        created_ca,
+        rules_source: source,
+    })
+}
+
+/// Stage 1: the interception CA (the configured one, or the state directory's, created on
+/// first start) and the resolver that mints leaves from it. The second value is where a
+/// newly created CA's certificate is.
+fn interception_ca(
+    config: &Config,
+    state_dir: &Path,
+) -> Result<(Arc<LeafResolver>, Option<PathBuf>), StartError> {
+    let (ca, created) = tls::load_or_create_ca(
         config.ca.cert.as_deref(),
         config.ca.key.as_deref(),
-        &state_dir,
+        state_dir,
     )
     .map_err(|e| StartError(e.to_string()))?;
-    let resolver_certs = Arc::new(LeafResolver::new(
-        ca,
-        config.ca.cache_size,
-        config.ca.leaf_validity_hours,
-    ));
+    let leaves = LeafResolver::new(ca, config.ca.cache_size, config.ca.leaf_validity_hours);
+    Ok((Arc::new(leaves), created))
+}
 
-    let source = rules_source(&config, config_dir);
-    let opts = engine_options(&config)?;
+/// Stage 2: the rule set, compiled; a rule set that does not compile stops start-up with
+/// its errors. Also returns where it came from and the engine options, for reloads.
+fn load_rules(
+    config: &Config,
+    config_dir: Option<&Path>,
+) -> Result<(RulesSource, EngineOptions, Policy), StartError> {
+    let source = rules_source(config, config_dir);
+    let opts = engine_options(config)?;
     let policy = source.load(&opts).map_err(|e| {
         StartError(format!(
             "rules from {} do not compile:\n{e}",
@@ -140,53 +179,82 @@ pub fn prepare(
         ))
     })?;
     metrics::set_rules_version(policy.version());
+    Ok((source, opts, policy))
+}
 
-    let bundle = write_upstream_roots(&state_dir, config.upstream.ca_file.as_deref())?;
+/// The admin port, bound before anything serves (a port in use is a start-up error, not a
+/// log line), and the token that protects it off loopback.
+struct AdminEndpoint {
+    listener: TcpListener,
+    addr: SocketAddr,
+    token: Option<String>,
+}
 
-    // Bind the admin port now: a port in use is a start-up error, not a log line.
-    let admin_listener = bind_admin(config.admin.listen, upgrade).map_err(|e| {
-        StartError(format!(
-            "cannot listen on admin.listen {}: {e}",
-            config.admin.listen
-        ))
-    })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|e| StartError(e.to_string()))?;
-    let token = match &config.admin.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| {
-                    StartError(format!(
-                        "{}: cannot read admin.token_file: {e}",
-                        path.display()
-                    ))
-                })?
-                .trim()
-                .to_string(),
-        ),
-        None if !admin_addr.ip().is_loopback() => {
-            return Err(StartError(format!(
-            "admin.listen {admin_addr} is not loopback: set admin.token_file to protect /-/reload"
-        )))
-        }
-        None => None,
-    };
-    if !upgrade {
-        for addr in config
-            .proxy
-            .listen
-            .iter()
-            .chain(&config.transparent.https_listen)
-            .chain(&config.transparent.http_listen)
-        {
-            // Pingora binds with SO_REUSEPORT, which would silently share the port with a
-            // stale instance: check that nobody holds it.
-            TcpListener::bind(addr)
-                .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
-        }
+impl AdminEndpoint {
+    /// Stage 3: bind `admin.listen` and read `admin.token_file`; an admin port off loopback
+    /// without a token is refused.
+    fn bind(config: &Config, upgrade: bool) -> Result<AdminEndpoint, StartError> {
+        let listener = bind_admin(config.admin.listen, upgrade).map_err(|e| {
+            StartError(format!(
+                "cannot listen on admin.listen {}: {e}",
+                config.admin.listen
+            ))
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError(e.to_string()))?;
+        let token = match &config.admin.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        StartError(format!(
+                            "{}: cannot read admin.token_file: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None if !addr.ip().is_loopback() => {
+                return Err(StartError(format!(
+                    "admin.listen {addr} is not loopback: set admin.token_file to protect /-/reload"
+                )))
+            }
+            None => None,
+        };
+        Ok(AdminEndpoint {
+            listener,
+            addr,
+            token,
+        })
     }
+}
 
+/// Stage 4 (not on an upgrade, where the old process holds them): every proxy listener's
+/// port is free. Pingora binds with SO_REUSEPORT, which would silently share the port with
+/// a stale instance.
+fn check_listeners_free(config: &Config) -> Result<(), StartError> {
+    for addr in config
+        .proxy
+        .listen
+        .iter()
+        .chain(&config.transparent.https_listen)
+        .chain(&config.transparent.http_listen)
+    {
+        TcpListener::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Stage 5: what every request shares — resolver, interception TLS, pages and their coach
+/// key, audit output, authenticator, group anonymiser and the policy handle. A keytab that
+/// cannot be read, a directory CA that does not parse or an audit file that cannot be
+/// opened stops start-up here rather than failing requests later.
+fn shared_state(
+    config: Config,
+    leaves: Arc<LeafResolver>,
+    policy: Policy,
+) -> Result<Arc<Shared>, StartError> {
     let coach_key = match &config.pages.coach_key_file {
         Some(path) => std::fs::read(path).map_err(|e| {
             StartError(format!(
@@ -200,8 +268,6 @@ pub fn prepare(
             k
         }
     };
-    // A keytab that cannot be read or a directory CA that does not parse stops start-up
-    // here rather than failing every sign-in later.
     let auth = crate::auth::Authenticator::from_config(&config.auth)
         .map_err(|e| StartError(e.to_string()))?
         .map(Arc::new);
@@ -211,15 +277,14 @@ pub fn prepare(
             config.audit.output
         ))
     })?;
-
-    let shared = Arc::new(Shared {
+    Ok(Arc::new(Shared {
         resolver: Resolver::new(
             &config.upstream.resolve,
             &config.upstream.allow_private,
             Duration::from_millis(config.upstream.dns_timeout_ms),
         )
         .with_nameservers(&config.upstream.nameservers),
-        tls: tls::interception_server_config(resolver_certs),
+        tls: tls::interception_server_config(leaves),
         connections: Arc::new(Connections::default()),
         in_flight: Arc::new(InFlight::default()),
         pages: Pages::new(config.pages.clone(), coach_key),
@@ -229,18 +294,18 @@ pub fn prepare(
         auth,
         policy: Arc::new(ArcSwap::from_pointee(policy)),
         config,
-    });
-    let reloader = Arc::new(Reloader::new(shared.policy.clone(), source.clone(), opts));
+    }))
+}
 
-    if !shared.config.work_stealing && NO_STEAL_BUILT.swap(true, Ordering::AcqRel) {
-        return Err(StartError(NO_STEAL_AGAIN.to_string()));
-    }
+/// Stage 6: Pingora's server, configured from ours (threads, work stealing, the upstream
+/// trust bundle, grace periods, pid file and upgrade socket in the state directory).
+fn pingora_server(config: &Config, state_dir: &Path, bundle: &Path, upgrade: bool) -> Server {
     let mut conf = ServerConf {
-        threads: shared.config.threads.max(1),
-        work_stealing: shared.config.work_stealing,
+        threads: config.threads.max(1),
+        work_stealing: config.work_stealing,
         ca_file: Some(bundle.display().to_string()),
-        grace_period_seconds: Some(shared.config.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(shared.config.grace_period_seconds.max(1)),
+        grace_period_seconds: Some(config.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.grace_period_seconds.max(1)),
         pid_file: state_dir.join("permeable.pid").display().to_string(),
         upgrade_sock: state_dir.join("upgrade.sock").display().to_string(),
         upstream_keepalive_pool_size: 256,
@@ -253,9 +318,14 @@ pub fn prepare(
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let conf = server.configuration.clone();
+    server
+}
+
+/// Stage 7: the proxy pipeline (one, shared by every listener) and a front door service per
+/// kind of listener. Returns the first address listened on, which readiness probes.
+fn add_listeners(server: &mut Server, shared: &Arc<Shared>) -> Option<SocketAddr> {
     let mut http = pingora::proxy::http_proxy(
-        &conf,
+        &server.configuration,
         Gateway {
             shared: shared.clone(),
         },
@@ -312,18 +382,7 @@ pub fn prepare(
         }
         server.add_service(service);
     }
-
-    Ok(Prepared {
-        server,
-        shared,
-        reloader,
-        admin_listener,
-        admin_addr,
-        token,
-        probe_addr,
-        created_ca,
-        rules_source: source,
-    })
+    probe_addr
 }
 
 const NO_STEAL_AGAIN: &str = "a gateway with work_stealing: false was already built in this \

@@ -31,18 +31,6 @@ pub enum ResolveError {
     Private(IpAddr),
 }
 
-impl ResolveError {
-    /// The status a request gets for it, and its kind: `refused` (the client's doing) or
-    /// `dns` (an upstream error).
-    pub fn status_and_kind(&self) -> (u16, &'static str) {
-        match self {
-            ResolveError::Private(_) => (403, "refused"),
-            ResolveError::Timeout => (504, "dns"),
-            ResolveError::NotFound(_) => (502, "dns"),
-        }
-    }
-}
-
 impl std::fmt::Display for ResolveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

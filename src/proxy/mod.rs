@@ -16,10 +16,10 @@
 //! A block is a decision, not an error: [`crate::engine::policy::Decision`] stays a plain value and
 //! becomes a response only here, at the edge, through [`crate::pages`].
 
+pub mod failure;
 pub mod front;
 pub mod record;
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 
+use self::failure::{Failure, FailureKind};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::engine::policy::{Action, Classification, Decision, Policy, RequestHead};
@@ -64,7 +65,9 @@ pub struct Shared {
 /// Who sent a request, as far as the gateway knows.
 pub struct Who {
     pub user: Option<String>,
-    pub group: Cow<'static, str>,
+    /// The policy group; `None` when no source names one (metrics and the audit trail
+    /// then say `unknown`).
+    pub group: Option<String>,
     /// How the user was established: `negotiate`, `basic` or `header`.
     pub auth: Option<&'static str>,
     /// The directory could not be asked and `auth.on_unavailable: address` applied.
@@ -151,7 +154,7 @@ impl Shared {
         let group = group.or_else(|| client_ip.and_then(|ip| self.group_of(ip)));
         Who {
             user,
-            group: group.map_or(Cow::Borrowed("unknown"), Cow::Owned),
+            group,
             auth,
             degraded,
         }
@@ -228,16 +231,16 @@ pub struct RequestCtx {
     class: Option<Classification>,
     pub decision: Option<Arc<Decision>>,
     body: BodyMode,
-    /// `unknown` until the client is identified (a configured group's name, or what a
-    /// trusted identity header says).
-    pub group: Cow<'static, str>,
+    /// The client's policy group once identified (a configured group's name, or what a
+    /// trusted identity header says); `None` while no source names one.
+    pub group: Option<String>,
     pub user: Option<String>,
     /// How the user was established (`negotiate`, `basic`, `header`).
     pub auth: Option<&'static str>,
     /// The directory could not be asked and `auth.on_unavailable: address` applied.
     pub auth_degraded: bool,
-    /// A refusal or failure the gateway answered itself: (status, kind, reason).
-    refusal: Option<(u16, &'static str, String)>,
+    /// A refusal or failure the gateway answered itself.
+    refusal: Option<Failure>,
     /// The gateway answered with its own page (block, coach, refusal).
     pub answered: Option<u16>,
     inspection: Duration,
@@ -266,7 +269,7 @@ impl RequestCtx {
             class: None,
             decision: None,
             body: BodyMode::Passthrough,
-            group: Cow::Borrowed("unknown"),
+            group: None,
             user: None,
             auth: None,
             auth_degraded: false,
@@ -411,7 +414,7 @@ impl ProxyHttp for Gateway {
         let raw_head = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
         if let Some(reason) = framing_error(raw_head.as_deref(), session.req_header()) {
             return self
-                .answer_refusal(session, ctx, 400, "bad_request", reason)
+                .answer_refusal(session, ctx, Failure::bad_request(reason))
                 .await;
         }
 
@@ -426,7 +429,7 @@ impl ProxyHttp for Gateway {
             }
             Err(reason) => {
                 return self
-                    .answer_refusal(session, ctx, 400, "bad_request", reason)
+                    .answer_refusal(session, ctx, Failure::bad_request(reason))
                     .await;
             }
         };
@@ -461,7 +464,7 @@ impl ProxyHttp for Gateway {
                     )
                 })
                 .collect(),
-            group: (ctx.group != "unknown").then(|| ctx.group.to_string()),
+            group: ctx.group.clone(),
             client: client_ip,
         };
         let class = policy.classify(&head);
@@ -492,9 +495,9 @@ impl ProxyHttp for Gateway {
                                 .answer_refusal(
                                     session,
                                     ctx,
-                                    400,
-                                    "bad_request",
-                                    "request body longer than its Content-Length".into(),
+                                    Failure::bad_request(
+                                        "request body longer than its Content-Length",
+                                    ),
                                 )
                                 .await;
                         }
@@ -571,9 +574,10 @@ impl ProxyHttp for Gateway {
         {
             Ok(addr) => addr,
             Err(e) => {
-                let (status, kind) = e.status_and_kind();
-                ctx.refusal = Some((status, kind, e.to_string()));
-                return Err(Error::explain(ErrorType::HTTPStatus(status), e.to_string()));
+                let failure = Failure::from(&e);
+                let error = Error::explain(ErrorType::HTTPStatus(failure.status), e.to_string());
+                ctx.refusal = Some(failure);
+                return Err(error);
             }
         };
         let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
@@ -808,11 +812,9 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        let (status, kind, reason) = match ctx.refusal.take() {
-            Some(r) => r,
-            None => classify_error(e),
-        };
-        note_failure(ctx, status, kind, &reason, e);
+        let failure = ctx.refusal.take().unwrap_or_else(|| Failure::from(e));
+        note_failure(ctx, &failure, e);
+        let Failure { status, reason, .. } = failure;
         if status > 0 {
             // The connection ends after this answer (`can_reuse_downstream: false`): say so.
             session.set_keepalive(None);
@@ -936,7 +938,7 @@ impl Gateway {
             &ctx.id.to_string(),
             pages::is_navigation(session.req_header()),
         );
-        ctx.refusal = Some((status, "auth", reason.to_string()));
+        ctx.refusal = Some(Failure::new(status, FailureKind::Auth, reason));
         ctx.answered = Some(status);
         // The client tries again on this connection after a 407, unless a body it sent
         // would first have to be read through; a 503 ends it.
@@ -951,18 +953,16 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        status: u16,
-        kind: &'static str,
-        reason: String,
+        failure: Failure,
     ) -> Result<bool> {
         let resp = self.shared.pages.error_response(
-            status,
-            &reason,
+            failure.status,
+            &failure.reason,
             &ctx.id.to_string(),
             session.req_header(),
         );
-        ctx.refusal = Some((status, kind, reason));
-        ctx.answered = Some(status);
+        ctx.answered = Some(failure.status);
+        ctx.refusal = Some(failure);
         session.set_keepalive(None);
         pages::write(session, resp).await?;
         Ok(true)
@@ -986,15 +986,15 @@ fn held_query_blocked(decision: &Decision) -> Decision {
 
 /// Log and count a request the gateway could not relay: a refusal is the client's doing
 /// (counted by `requests_total{action="refused"}`), anything else the site's.
-fn note_failure(
-    ctx: &RequestCtx,
-    status: u16,
-    kind: &str,
-    reason: &str,
-    error: &dyn std::fmt::Display,
-) {
+fn note_failure(ctx: &RequestCtx, failure: &Failure, error: &dyn std::fmt::Display) {
     let host = ctx.target.as_ref().map_or("", |t| t.host.as_str());
-    if kind == "bad_request" || kind == "refused" {
+    let Failure {
+        status,
+        kind,
+        ref reason,
+    } = *failure;
+    let kind = kind.as_str();
+    if failure.kind.is_clients() {
         tracing::info!(request_id = %ctx.id, host, status, reason = %reason, "request refused");
     } else {
         let site = ctx
@@ -1216,47 +1216,6 @@ fn request_has_body(req: &RequestHeader) -> bool {
         || content_length(req).is_some_and(|n| n > 0)
         || (req.version == http::Version::HTTP_2
             && !matches!(req.method, http::Method::GET | http::Method::HEAD))
-}
-
-/// Status, metric kind and a reason for an error Pingora raised.
-fn classify_error(e: &Error) -> (u16, &'static str, String) {
-    use pingora::ErrorType::*;
-    let reason = e.to_string();
-    match e.etype() {
-        HTTPStatus(code) => (*code, "other", reason),
-        ConnectTimedout | ReadTimedout | WriteTimedout => {
-            (504, "timeout", "the site did not answer in time".into())
-        }
-        ConnectRefused => (502, "connect", "the site refused the connection".into()),
-        ConnectNoRoute | ConnectError | BindError | SocketError => {
-            (502, "connect", "cannot connect to the site".into())
-        }
-        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
-        | TLSWantX509Lookup => (
-            502,
-            "tls",
-            "the site's certificate could not be verified".into(),
-        ),
-        H2Error | InvalidH2 | H2Downgrade | InvalidHTTPHeader => {
-            (502, "protocol", "the site sent an invalid response".into())
-        }
-        ConnectionClosed | ReadError | WriteError => {
-            if e.esource() == &pingora::ErrorSource::Downstream {
-                (0, "bad_request", reason)
-            } else {
-                (502, "reset", "the site closed the connection".into())
-            }
-        }
-        _ => match e.esource() {
-            pingora::ErrorSource::Downstream => (400, "bad_request", "malformed request".into()),
-            pingora::ErrorSource::Upstream => (
-                502,
-                "other",
-                "the site's answer could not be relayed".into(),
-            ),
-            _ => (500, "other", "internal error".into()),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -36,14 +36,13 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
     // Groups: configured names only (a trusted identity header naming another group
     // counts as `other`), and `suppressed` while too few clients make them up.
     // Distinct clients are counted by user when one signed in (never exported).
-    let group_label: &str = match ctx.client_ip() {
-        Some(_) if ctx.group == "unknown" => "unknown",
-        Some(_) if !shared.known_group(&ctx.group) => metrics::OTHER,
-        Some(ip) => match ctx.user.as_deref() {
-            Some(user) => shared.groups.label(&ctx.group, client_key(user)),
-            None => shared.groups.label(&ctx.group, ip),
+    let group_label: &str = match (ctx.client_ip(), ctx.group.as_deref()) {
+        (Some(_), Some(group)) if !shared.known_group(group) => metrics::OTHER,
+        (Some(ip), Some(group)) => match ctx.user.as_deref() {
+            Some(user) => shared.groups.label(group, client_key(user)),
+            None => shared.groups.label(group, ip),
         },
-        None => "unknown",
+        _ => metrics::UNKNOWN,
     };
 
     let inspection = ctx.inspection_time();
@@ -110,7 +109,7 @@ pub fn record_request(shared: &Shared, ctx: &RequestCtx, response_body_bytes: u6
         user_hash,
         auth: ctx.auth,
         auth_unavailable: ctx.auth_degraded,
-        group: &ctx.group,
+        group: ctx.group.as_deref().unwrap_or(metrics::UNKNOWN),
         site,
         host: ctx.target.as_ref().map_or("", |t| t.host.as_str()),
         method: ctx.head.as_ref().map_or("", |h| h.method.as_ref()),

@@ -334,7 +334,7 @@ impl Dictionaries {
     /// Compiles `(detector, variants, terms)`; `None` when there is no term.
     pub fn build(
         dicts: Vec<(usize, Variants, Vec<String>)>,
-    ) -> Result<Option<Dictionaries>, String> {
+    ) -> Result<Option<Dictionaries>, super::BuildError> {
         let mut terms = Vec::new();
         for (detector, variants, list) in dicts {
             for raw in list {
@@ -391,8 +391,7 @@ impl Dictionaries {
                 _ => exact,
             };
             FirstWords::Regex(
-                regex::Regex::new(&pattern)
-                    .map_err(|e| format!("dictionaries do not compile: {e}"))?,
+                regex::Regex::new(&pattern).map_err(super::BuildError::DictionaryRegex)?,
             )
         } else {
             FirstWords::Automaton(
@@ -400,7 +399,7 @@ impl Dictionaries {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .build(&firsts)
-                    .map_err(|e| format!("dictionaries do not compile: {e}"))?,
+                    .map_err(super::BuildError::DictionaryAutomaton)?,
             )
         };
         let confusables = terms.iter().any(|t| t.variants.confusables);

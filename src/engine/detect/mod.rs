@@ -194,14 +194,32 @@ enum How {
     Wrapped,
 }
 
+/// Why a set of detectors does not compile. Each pattern was checked on its own when the
+/// rules were read, so these concern the set as a whole (too large together, or a limit
+/// one pattern reaches only once the view's options are applied).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("detector {detector}: {source}")]
+    Pattern {
+        detector: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("the detectors' patterns do not compile together: {0}")]
+    Set(#[source] regex::Error),
+    #[error("dictionaries do not compile: {0}")]
+    DictionaryRegex(#[source] regex::Error),
+    #[error("dictionaries do not compile: {0}")]
+    DictionaryAutomaton(#[source] aho_corasick::BuildError),
+}
+
 impl Detectors {
-    /// Compiles detectors whose patterns were each checked already. An `Err` concerns the
-    /// set as a whole (for example, too large).
-    pub fn build(defs: Vec<DetectorDef>) -> Result<Detectors, String> {
+    /// Compiles detectors whose patterns were each checked already.
+    pub fn build(defs: Vec<DetectorDef>) -> Result<Detectors, BuildError> {
         Self::build_layer(defs, true)
     }
 
-    fn build_layer(defs: Vec<DetectorDef>, outer: bool) -> Result<Detectors, String> {
+    fn build_layer(defs: Vec<DetectorDef>, outer: bool) -> Result<Detectors, BuildError> {
         let wrapped_defs: Vec<(usize, DetectorDef)> = if outer {
             defs.iter()
                 .enumerate()
@@ -221,7 +239,10 @@ impl Detectors {
                 let re = regex::RegexBuilder::new(&src)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| format!("detector {}: {e}", def.detector.id))?;
+                    .map_err(|source| BuildError::Pattern {
+                        detector: def.detector.id.clone(),
+                        source,
+                    })?;
                 let has_value = re.capture_names().any(|n| n == Some("value"));
                 patterns.push((re, i, has_value));
                 sources.push(src);
@@ -239,7 +260,7 @@ impl Detectors {
         };
         let blob = if wrapped.is_some() {
             sources.push(wrapped::BLOB_PATTERN.to_string());
-            Some(Regex::new(wrapped::BLOB_PATTERN).map_err(|e| e.to_string())?)
+            Some(Regex::new(wrapped::BLOB_PATTERN).map_err(BuildError::Set)?)
         } else {
             None
         };
@@ -251,7 +272,7 @@ impl Detectors {
                     .size_limit(REGEX_SIZE_LIMIT)
                     .dfa_size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| format!("the detectors' patterns do not compile together: {e}"))?,
+                    .map_err(BuildError::Set)?,
             )
         };
         Ok(Detectors {

@@ -1321,7 +1321,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
                 file: PathBuf::from("detectors"),
                 line: 1,
                 column: 1,
-                message: e,
+                message: e.to_string(),
             });
             Detectors::default()
         }
