@@ -385,26 +385,23 @@ pub struct Gateway {
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
+    /// A request's state, made when Pingora starts reading its head; counted in flight
+    /// until the request ends (a stop waits for it).
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.shared.in_flight.enter(Work::Request))
     }
 
-    /// Runs first for every request: decide where it goes and what the rules say, and
-    /// answer at once when the decision is a block or a coach.
+    /// Runs first for every request, once its head is read. In order: the connection it
+    /// came on; framing that could smuggle (refused); proxy authentication on the explicit
+    /// proxy; the target and the client's agreement with it; who the client is; the
+    /// request head the engine reads and its classification; the decision (reading a small
+    /// body first when it is inspected); and enforcement. `Ok(true)` when the gateway
+    /// answered the request itself (a refusal, a 407, a block or coach page), `Ok(false)`
+    /// when it goes on to the site.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let shared = &self.shared;
-        let policy = shared.policy.load_full();
+        let policy = self.shared.policy.load_full();
         ctx.policy = Some(policy.clone());
-        ctx.conn = front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
-            .and_then(|k| shared.connections.get(k));
-        if let Some(conn) = ctx.conn.as_deref() {
-            conn.heads
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
-            if request_has_body(session.req_header()) {
-                conn.body_started();
-                ctx.body_open = true;
-            }
-        }
+        self.attach_connection(session, ctx);
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -417,11 +414,9 @@ impl ProxyHttp for Gateway {
                 .answer_refusal(session, ctx, Failure::bad_request(reason))
                 .await;
         }
-
         if let Some(answered) = self.authenticate_plain(session, ctx, client_ip).await? {
             return Ok(answered);
         }
-
         let target = match resolve_target(session, ctx.conn.as_deref()) {
             Ok((target, rewrite)) => {
                 ctx.rewrite_uri = rewrite;
@@ -434,39 +429,15 @@ impl ProxyHttp for Gateway {
             }
         };
         ctx.target = Some(target.clone());
-
-        let who = shared.identify(client_ip, ctx.conn.as_deref(), |name| {
-            header_str(session.req_header(), name)
-        });
+        let who = self
+            .shared
+            .identify(client_ip, ctx.conn.as_deref(), |name| {
+                header_str(session.req_header(), name)
+            });
         (ctx.user, ctx.group, ctx.auth, ctx.auth_degraded) =
             (who.user, who.group, who.auth, who.degraded);
 
-        let req = session.req_header();
-        let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
-            req.uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string()
-        });
-        let head = RequestHead {
-            method: crate::engine::policy::method_name(req.method.as_str()),
-            scheme: if target.tls { "https" } else { "http" }.into(),
-            host: target.host.clone(),
-            path,
-            headers: req
-                .headers
-                .iter()
-                .filter(|(k, _)| crate::engine::policy::engine_reads(k.as_str()))
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            group: ctx.group.clone(),
-            client: client_ip,
-        };
+        let head = engine_head(session.req_header(), ctx, &target, client_ip);
         let class = policy.classify(&head);
         if class.site.is_none() {
             // Not a catalogue site: forwarded untouched, never inspected.
@@ -474,90 +445,22 @@ impl ProxyHttp for Gateway {
             ctx.class = Some(class);
             return Ok(false);
         }
-
-        if class.needs_body {
-            let declared = content_length(session.req_header());
-            let max_body = policy.options().max_body;
-            match declared {
-                Some(len) if len > max_body => {
-                    // Too large to inspect: decided now, before a byte is read.
-                    let decision = self.timed_decide(ctx, &policy, &head, &class, None);
-                    ctx.decision = Some(decision);
-                }
-                Some(len) if len <= PREREAD_LIMIT => {
-                    session.enable_retry_buffering();
-                    let mut body = Vec::with_capacity(len);
-                    while let Some(chunk) = session.read_request_body().await? {
-                        ctx.body_progress(chunk.len(), false);
-                        body.extend_from_slice(&chunk);
-                        if body.len() > PREREAD_LIMIT {
-                            return self
-                                .answer_refusal(
-                                    session,
-                                    ctx,
-                                    Failure::bad_request(
-                                        "request body longer than its Content-Length",
-                                    ),
-                                )
-                                .await;
-                        }
-                    }
-                    ctx.body_progress(0, true);
-                    ctx.bytes_up = body.len();
-                    ctx.link_domains = link_domains(&body);
-                    let decision = self.timed_decide(ctx, &policy, &head, &class, Some(&body));
-                    let replacement = decision.body.as_ref().map(|b| Bytes::from(b.clone()));
-                    ctx.body = BodyMode::Decided {
-                        replacement,
-                        sent: false,
-                    };
-                    ctx.decision = Some(decision);
-                }
-                _ => {
-                    ctx.body = BodyMode::Held {
-                        buffer: Vec::new(),
-                        overflowed: false,
-                    };
-                }
-            }
-        } else {
-            let decision = self.timed_decide(ctx, &policy, &head, &class, None);
-            ctx.decision = Some(decision);
+        if self
+            .decide_request(session, ctx, &policy, &head, &class)
+            .await?
+        {
+            return Ok(true);
         }
         ctx.head = Some(head);
         ctx.class = Some(class);
-
-        if let Some(decision) = ctx.decision.as_ref() {
-            match decision.action {
-                Action::Block => return self.answer_decision(session, ctx).await,
-                Action::Coach => {
-                    if self.shared.pages.coach_acknowledged(
-                        session.req_header(),
-                        &target.host,
-                        decision.rule.as_deref(),
-                        ctx.user.as_deref(),
-                    ) {
-                        ctx.coached_continue = true;
-                    } else {
-                        return self.answer_decision(session, ctx).await;
-                    }
-                }
-                _ => {}
-            }
-        }
-        // The gateway's own coach "Continue" endpoint.
-        if let Some(resp) = self.shared.pages.coach_continue(
-            session.req_header(),
-            &target.host,
-            ctx.user.as_deref(),
-        ) {
-            ctx.answered = Some(resp.status);
-            pages::write(session, resp).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        self.enforce(session, ctx, &target.host).await
     }
 
+    /// Runs when the request goes on to the site (after `request_filter` returned
+    /// `Ok(false)`): the site's address (resolved asynchronously, non-global addresses
+    /// refused) and how to reach it — verified TLS under the site's name, the client's
+    /// protocol, timeouts. An `Err` ends in `fail_to_proxy`; Pingora reuses a pooled
+    /// connection to the same peer when it has one.
     async fn upstream_peer(
         &self,
         session: &mut Session,
@@ -607,6 +510,10 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
+    /// Runs on the head about to go to the site: the request target as decided (a
+    /// redacted query, origin form), the gateway's own and the proxy's fields removed, and
+    /// the framing the body will have (the replacement's length, or chunked for a body
+    /// decided at its end).
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -651,6 +558,10 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Runs on each piece of the request body on its way to the site (and once more at its
+    /// end): passed through, replaced by the redacted body decided up front, or held back
+    /// and decided at the end (or once it outgrows `inspection.max_body`). An `Err` (a block
+    /// decided at the end) aborts the upstream request before any of the body has left.
     async fn request_body_filter(
         &self,
         session: &mut Session,
@@ -675,73 +586,7 @@ impl ProxyHttp for Gateway {
                     *body = Some(Bytes::new());
                 }
             }
-            BodyMode::Held { buffer, overflowed } => {
-                if let Some(chunk) = body.take() {
-                    ctx.bytes_up += chunk.len();
-                    if !*overflowed {
-                        buffer.extend_from_slice(&chunk);
-                    } else {
-                        *body = Some(chunk);
-                    }
-                }
-                let policy = ctx.policy.clone();
-                let (Some(policy), Some(head), Some(class)) =
-                    (policy, ctx.head.clone(), ctx.class.clone())
-                else {
-                    return Ok(());
-                };
-                let max_body = policy.options().max_body;
-                let (too_large, done) = (buffer.len() > max_body && !*overflowed, end_of_stream);
-                if too_large || (done && !*overflowed) {
-                    let held = std::mem::take(buffer);
-                    let mut decision = if too_large {
-                        *overflowed = true;
-                        self.timed_decide_only(&policy, &head, &class, None, &mut ctx.inspection)
-                    } else {
-                        self.timed_decide_only(
-                            &policy,
-                            &head,
-                            &class,
-                            Some(&held),
-                            &mut ctx.inspection,
-                        )
-                    };
-                    if decision.target.is_some() {
-                        // The request line went to the site with the headers: a query that
-                        // needed redacting can no longer be, so nothing of the body follows.
-                        decision = Arc::new(held_query_blocked(&decision));
-                    }
-                    let action = decision.action;
-                    let new_body = decision.body.clone();
-                    let acknowledged = action == Action::Coach
-                        && self.shared.pages.coach_acknowledged(
-                            session.req_header(),
-                            ctx.target.as_ref().map_or("", |t| t.host.as_str()),
-                            decision.rule.as_deref(),
-                            ctx.user.as_deref(),
-                        );
-                    ctx.coached_continue = acknowledged;
-                    ctx.decision = Some(decision);
-                    match action {
-                        Action::Block | Action::Coach if !acknowledged => {
-                            // Nothing of the body has left; abort the upstream request.
-                            ctx.body = BodyMode::Passthrough;
-                            return Err(Error::explain(
-                                ErrorType::HTTPStatus(403),
-                                "blocked by policy",
-                            ));
-                        }
-                        _ => {
-                            *body = Some(Bytes::from(new_body.unwrap_or(held)));
-                        }
-                    }
-                } else if !*overflowed && body.is_none() {
-                    // Hold the chunk back: an empty chunk is "nothing yet", None would end the body.
-                    if !end_of_stream {
-                        *body = Some(Bytes::new());
-                    }
-                }
-            }
+            BodyMode::Held { .. } => self.held_body(session, body, end_of_stream, ctx)?,
         }
         Ok(())
     }
@@ -793,6 +638,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Runs when the request could not be relayed: a block decided while the body
+    /// streamed gets its page; anything else is logged and counted once and answered with
+    /// the failure's status and reason (0: the client is gone, nothing to answer).
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -839,6 +687,8 @@ impl ProxyHttp for Gateway {
         ctx.answered.is_some()
     }
 
+    /// Runs last for every request, relayed, answered or failed: metrics and the audit
+    /// event.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.body_progress(0, true);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
@@ -847,6 +697,196 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The connection this request came on (its mode, identity and counters), when the
+    /// front door registered it; counts the head and notes a body that starts.
+    fn attach_connection(&self, session: &Session, ctx: &mut RequestCtx) {
+        ctx.conn = front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
+            .and_then(|k| self.shared.connections.get(k));
+        if let Some(conn) = ctx.conn.as_deref() {
+            conn.heads
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            if request_has_body(session.req_header()) {
+                conn.body_started();
+                ctx.body_open = true;
+            }
+        }
+    }
+
+    /// The decision for a catalogue request, in `ctx.decision` or, for a body decided at
+    /// its end, a held body mode. A body it inspects that is small enough is read whole
+    /// first (the site is not contacted before the decision); one announced larger than
+    /// `inspection.max_body` is decided now without it. `Ok(true)` when the gateway
+    /// answered (a body longer than its Content-Length).
+    async fn decide_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        policy: &Policy,
+        head: &RequestHead,
+        class: &Classification,
+    ) -> Result<bool> {
+        if !class.needs_body {
+            ctx.decision = Some(self.timed_decide(ctx, policy, head, class, None));
+            return Ok(false);
+        }
+        match content_length(session.req_header()) {
+            Some(len) if len > policy.options().max_body => {
+                // Too large to inspect: decided now, before a byte is read.
+                ctx.decision = Some(self.timed_decide(ctx, policy, head, class, None));
+            }
+            Some(len) if len <= PREREAD_LIMIT => {
+                session.enable_retry_buffering();
+                let mut body = Vec::with_capacity(len);
+                while let Some(chunk) = session.read_request_body().await? {
+                    ctx.body_progress(chunk.len(), false);
+                    body.extend_from_slice(&chunk);
+                    if body.len() > PREREAD_LIMIT {
+                        return self
+                            .answer_refusal(
+                                session,
+                                ctx,
+                                Failure::bad_request("request body longer than its Content-Length"),
+                            )
+                            .await;
+                    }
+                }
+                ctx.body_progress(0, true);
+                ctx.bytes_up = body.len();
+                ctx.link_domains = link_domains(&body);
+                let decision = self.timed_decide(ctx, policy, head, class, Some(&body));
+                let replacement = decision.body.as_ref().map(|b| Bytes::from(b.clone()));
+                ctx.body = BodyMode::Decided {
+                    replacement,
+                    sent: false,
+                };
+                ctx.decision = Some(decision);
+            }
+            _ => {
+                ctx.body = BodyMode::Held {
+                    buffer: Vec::new(),
+                    overflowed: false,
+                };
+            }
+        }
+        Ok(false)
+    }
+
+    /// Enforcement of a decision made before the site is contacted: a block is answered
+    /// with its page; a coach too, unless this user acknowledged it for this site and rule;
+    /// and the gateway's own coach "Continue" endpoint is answered here. `Ok(true)` when the
+    /// gateway answered.
+    async fn enforce(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        host: &str,
+    ) -> Result<bool> {
+        if let Some(decision) = ctx.decision.as_ref() {
+            match decision.action {
+                Action::Block => return self.answer_decision(session, ctx).await,
+                Action::Coach => {
+                    if self.shared.pages.coach_acknowledged(
+                        session.req_header(),
+                        host,
+                        decision.rule.as_deref(),
+                        ctx.user.as_deref(),
+                    ) {
+                        ctx.coached_continue = true;
+                    } else {
+                        return self.answer_decision(session, ctx).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(resp) =
+            self.shared
+                .pages
+                .coach_continue(session.req_header(), host, ctx.user.as_deref())
+        {
+            ctx.answered = Some(resp.status);
+            pages::write(session, resp).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A piece of a body decided at its end: kept back (an empty piece stands for "nothing
+    /// yet") until the body ends or outgrows `inspection.max_body`, then decided and sent
+    /// as decided (untouched or redacted) or, on a block or an unacknowledged coach,
+    /// refused with nothing of it sent. A body that outgrew the limit is decided without
+    /// its content, and the rest of it passes as it comes.
+    fn held_body(
+        &self,
+        session: &Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let BodyMode::Held { buffer, overflowed } = &mut ctx.body else {
+            return Ok(());
+        };
+        if let Some(chunk) = body.take() {
+            ctx.bytes_up += chunk.len();
+            if !*overflowed {
+                buffer.extend_from_slice(&chunk);
+            } else {
+                *body = Some(chunk);
+            }
+        }
+        let policy = ctx.policy.clone();
+        let (Some(policy), Some(head), Some(class)) = (policy, ctx.head.clone(), ctx.class.clone())
+        else {
+            return Ok(());
+        };
+        let max_body = policy.options().max_body;
+        let (too_large, done) = (buffer.len() > max_body && !*overflowed, end_of_stream);
+        if too_large || (done && !*overflowed) {
+            let held = std::mem::take(buffer);
+            let mut decision = if too_large {
+                *overflowed = true;
+                self.timed_decide_only(&policy, &head, &class, None, &mut ctx.inspection)
+            } else {
+                self.timed_decide_only(&policy, &head, &class, Some(&held), &mut ctx.inspection)
+            };
+            if decision.target.is_some() {
+                // The request line went to the site with the headers: a query that
+                // needed redacting can no longer be, so nothing of the body follows.
+                decision = Arc::new(held_query_blocked(&decision));
+            }
+            let action = decision.action;
+            let new_body = decision.body.clone();
+            let acknowledged = action == Action::Coach
+                && self.shared.pages.coach_acknowledged(
+                    session.req_header(),
+                    ctx.target.as_ref().map_or("", |t| t.host.as_str()),
+                    decision.rule.as_deref(),
+                    ctx.user.as_deref(),
+                );
+            ctx.coached_continue = acknowledged;
+            ctx.decision = Some(decision);
+            match action {
+                Action::Block | Action::Coach if !acknowledged => {
+                    // Nothing of the body has left; abort the upstream request.
+                    ctx.body = BodyMode::Passthrough;
+                    return Err(Error::explain(
+                        ErrorType::HTTPStatus(403),
+                        "blocked by policy",
+                    ));
+                }
+                _ => {
+                    *body = Some(Bytes::from(new_body.unwrap_or(held)));
+                }
+            }
+        } else if !*overflowed && body.is_none() {
+            // Hold the chunk back: an empty chunk is "nothing yet", None would end the body.
+            if !end_of_stream {
+                *body = Some(Bytes::new());
+            }
+        }
+        Ok(())
+    }
+
     fn timed_decide(
         &self,
         ctx: &mut RequestCtx,
@@ -1006,6 +1046,41 @@ fn note_failure(ctx: &RequestCtx, failure: &Failure, error: &dyn std::fmt::Displ
             .with_label_values(&[site, kind])
             .inc();
         tracing::warn!(request_id = %ctx.id, host, kind, status, error = %error, "upstream failed");
+    }
+}
+
+/// The request as the engine reads it: method, scheme, host, the path as sent to the site
+/// (origin form), the header fields the engine reads, and who sent it.
+fn engine_head(
+    req: &RequestHeader,
+    ctx: &RequestCtx,
+    target: &Target,
+    client_ip: Option<IpAddr>,
+) -> RequestHead {
+    let path = ctx.rewrite_uri.clone().unwrap_or_else(|| {
+        req.uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string()
+    });
+    RequestHead {
+        method: crate::engine::policy::method_name(req.method.as_str()),
+        scheme: if target.tls { "https" } else { "http" }.into(),
+        host: target.host.clone(),
+        path,
+        headers: req
+            .headers
+            .iter()
+            .filter(|(k, _)| crate::engine::policy::engine_reads(k.as_str()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        group: ctx.group.clone(),
+        client: client_ip,
     }
 }
 
