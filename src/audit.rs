@@ -4,8 +4,9 @@
 //! An event names who (client address, user — or a keyed hash of the user with
 //! `audit.pseudonymise_users` — how they signed in, and group), where (site,
 //! activity), what was decided and by which rules, and which categories were found with a
-//! keyed hash of each matched value — so that repeated leaks of the same secret can be
-//! correlated — and never the post, a matched value, cookies or authorisation headers.
+//! keyed hash of each matched value (of its canonical form,
+//! [`crate::engine::detect::view::canonical_value`]) — so that repeated leaks of the same
+//! secret can be correlated, however it was written — and never the post, a matched value, cookies or authorisation headers.
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -280,6 +280,29 @@ fn stable(c: char) -> bool {
     canonical_combining_class(c) == 0 && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
 }
 
+/// The canonical form of a matched value, which the audit trail's keyed hash is taken of,
+/// so that one value written differently correlates: its matching view (invisible
+/// characters gone, compatibility forms folded, Unicode spaces and dashes plain); a
+/// number written with separators as its digits (`4539 1488-0343.6467` and
+/// `4539148803436467`); any other value without spaces and hyphens, in lower case
+/// (`Project Nightjar`, `project-nightjar`, `PROJECTNIGHTJAR`; an IBAN in groups or not).
+/// Dots, underscores and other punctuation stay: they tell addresses and tokens apart.
+pub fn canonical_value(value: &str) -> String {
+    let view = matching_view(value);
+    let text = view.text.as_ref();
+    let numeric = text.bytes().any(|b| b.is_ascii_digit())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'/'));
+    if numeric {
+        return text.chars().filter(char::is_ascii_digit).collect();
+    }
+    text.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// The matching view of `text` (see the module docs).
 pub fn matching_view(text: &str) -> View<'_> {
     if text.is_ascii() {
@@ -511,5 +534,32 @@ mod tests {
         let v = lookalike_view(t);
         assert_eq!(v.text, "BLUEHERON");
         assert_eq!(v.to_original(0, v.text.len()), (0, t.len()));
+    }
+    #[test]
+    fn canonical_values_correlate_one_value_written_differently() {
+        assert_eq!(canonical_value("4539 1488-0343.6467"), "4539148803436467");
+        assert_eq!(
+            canonical_value("４５３９１４８８０３４３６４６７"),
+            "4539148803436467"
+        );
+        assert_eq!(canonical_value("078\u{200B}-05-1123"), "078051123");
+        assert_eq!(
+            canonical_value("Project\u{00A0}Nightjar"),
+            "projectnightjar"
+        );
+        assert_eq!(canonical_value("project-nightjar"), "projectnightjar");
+        assert_eq!(
+            canonical_value("GB82 WEST 1234 5698 7654 32"),
+            "gb82west12345698765432"
+        );
+        // Punctuation that tells values apart stays.
+        assert_ne!(
+            canonical_value("a.b@corp.example"),
+            canonical_value("ab@corp.example")
+        );
+        assert_ne!(
+            canonical_value("sk_live_abc"),
+            canonical_value("sklive_abc")
+        );
     }
 }

@@ -34,6 +34,7 @@ use crate::engine::decode::{
     self, BodyKind, ContentField, DecodedBody, Field, FieldLoc, Inputs, PtrSeg, Uninspectable,
     UninspectableKind,
 };
+use crate::engine::detect::view::canonical_value;
 use crate::engine::redact::{self, FieldChange, Span};
 
 /// Finds the site of a head (its index in the policy): the catalogue by host, then sites
@@ -287,7 +288,7 @@ fn to_findings(
             field: field.name.clone(),
             start: m.start,
             end: m.end,
-            value_hash: redact::keyed_hash(&policy.opts.hash_key, value),
+            value_hash: redact::keyed_hash(&policy.opts.hash_key, &canonical_value(value)),
             in_content: *fi < content_fields,
         };
         // The safety net reads a value in every reading of the request, and in its raw
@@ -317,7 +318,10 @@ pub fn scan_text(policy: &Policy, text: &str) -> Vec<Finding> {
                 field: "text".into(),
                 start: m.start,
                 end: m.end,
-                value_hash: redact::keyed_hash(&policy.opts.hash_key, text.get(m.start..m.end)?),
+                value_hash: redact::keyed_hash(
+                    &policy.opts.hash_key,
+                    &canonical_value(text.get(m.start..m.end)?),
+                ),
                 in_content: true,
             })
         })
@@ -1350,6 +1354,29 @@ mod tests {
             back.raw,
             br#"{"variables":{"tweet_text":"ssn [REDACTED:pii.us_ssn]"}}"#
         );
+    }
+
+    #[test]
+    fn one_value_written_differently_has_one_hash() {
+        let policy = fixture(&EngineOptions::default());
+        let head = tweet_head(&[]);
+        let hash_of = |text: &str| {
+            let body = serde_json::json!({"variables": {"tweet_text": text}}).to_string();
+            let d = policy.decide(&head, &policy.classify(&head), Some(body.as_bytes()));
+            let cards: Vec<String> = d
+                .findings
+                .iter()
+                .filter(|f| f.category == "pii.credit_card")
+                .map(|f| f.value_hash.clone())
+                .collect();
+            assert_eq!(cards.len(), 1, "{text}: {:?}", d.findings);
+            cards[0].clone()
+        };
+        let plain = hash_of("card 4539148803436467");
+        assert_eq!(hash_of("card 4539 1488 0343 6467"), plain);
+        assert_eq!(hash_of("card 4539-1488-0343-6467"), plain);
+        assert_eq!(hash_of("card 4539\u{200B}1488\u{00A0}0343 6467"), plain);
+        assert_ne!(hash_of("card 4111 1111 1111 1111"), plain);
     }
 
     #[test]
