@@ -245,6 +245,34 @@ fn is_word_char(c: char) -> bool {
     c == '_' || (c.is_alphanumeric() && !unspaced_script(c))
 }
 
+/// The script of a letter, for the scripts whose words are spelled with spaces between
+/// them; `None` for digits, marks and anything else.
+fn script(c: char) -> Option<u8> {
+    if !c.is_alphabetic() {
+        return None;
+    }
+    Some(match c as u32 {
+        0x0041..=0x024F | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF | 0xFF21..=0xFF5A => {
+            0
+        } // Latin
+        0x0370..=0x03FF | 0x1F00..=0x1FFF => 1, // Greek
+        0x0400..=0x052F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => 2, // Cyrillic
+        0x0530..=0x058F => 3,                   // Armenian
+        0x0590..=0x05FF => 4,                   // Hebrew
+        0x0600..=0x06FF | 0x0750..=0x077F | 0x08A0..=0x08FF => 5, // Arabic
+        0x0900..=0x0DFF => 6,                   // Indic scripts
+        0x10A0..=0x10FF => 7,                   // Georgian
+        _ => 8,
+    })
+}
+
+/// Whether a letter next to a term's edge letter starts another word although nothing
+/// separates them: it is of another script (`BLUEHERONж`: a reader sees the term and a
+/// letter that cannot belong to it).
+fn script_changes(edge: char, next: char) -> bool {
+    matches!((script(edge), script(next)), (Some(a), Some(b)) if a != b)
+}
+
 /// Splits a term into its letters and word starts. `None` for a term without letters.
 fn split_term(raw: &str, detector: usize, variants: Variants) -> Option<Term> {
     let normalised = matching_view(raw.trim());
@@ -609,7 +637,7 @@ impl Dictionaries {
         let in_tag = || v.tags && inside_tag(text, c.start);
         // Left edge.
         match before {
-            Some(p) if is_word_char(p) => {
+            Some(p) if is_word_char(p) && !script_changes(first, p) => {
                 if p == '_' && v.suffixes {
                     used.suffixes = true;
                 } else if in_tag()
@@ -626,7 +654,7 @@ impl Dictionaries {
         }
         // Right edge.
         if let Some(n) = after {
-            if is_word_char(n) {
+            if is_word_char(n) && !script_changes(last, n) {
                 if v.suffixes && suffix_ends(text, c.end, last) {
                     used.suffixes = true;
                 } else if in_tag() && tag_right_edge(text, c.end, last, n) {
@@ -764,6 +792,11 @@ mod tests {
             ("KESTREL-7_v2", "KESTREL-7"),
             ("ВLUЕНЕRОN", "ВLUЕНЕRОN"),
             ("新プロジェクトBLUEHERONの件", "BLUEHERON"),
+            // A letter of another script glued to a term starts another word.
+            ("BLUEHERON\u{048C}oon", "BLUEHERON"),
+            ("жBLUEHERON", "BLUEHERON"),
+            ("Projectω Nightjar and Operation Larkspurд", "Operation Larkspur"),
+            ("עBLUEHERONש", "BLUEHERON"),
             ("ＢＬＵＥＨＥＲＯＮ", "ＢＬＵＥＨＥＲＯＮ"),
             ("BLUE\u{200B}HERON", "BLUE\u{200B}HERON"),
         ] {
