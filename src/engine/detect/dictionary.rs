@@ -795,7 +795,10 @@ mod tests {
             // A letter of another script glued to a term starts another word.
             ("BLUEHERON\u{048C}oon", "BLUEHERON"),
             ("жBLUEHERON", "BLUEHERON"),
-            ("Projectω Nightjar and Operation Larkspurд", "Operation Larkspur"),
+            (
+                "Projectω Nightjar and Operation Larkspurд",
+                "Operation Larkspur",
+            ),
             ("עBLUEHERONש", "BLUEHERON"),
             ("ＢＬＵＥＨＥＲＯＮ", "ＢＬＵＥＨＥＲＯＮ"),
             ("BLUE\u{200B}HERON", "BLUE\u{200B}HERON"),
