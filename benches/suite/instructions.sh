@@ -4,21 +4,40 @@
 #
 #   bash benches/suite/instructions.sh            # scenario 1's request: small GETs to x.com
 #   N=20000 bash benches/suite/instructions.sh    # more requests counted
+#   bash benches/suite/instructions.sh https      # intercepted HTTPS, HTTP/1.1 keep-alive
+#   bash benches/suite/instructions.sh h2         # intercepted HTTPS, HTTP/2
 #
 # The gateway (release build, default rule pack, one worker thread, transparent HTTP
 # listener) runs under `valgrind --tool=callgrind` against the load generator's own
 # upstream; 2,000 requests warm it up, then the counters are zeroed, N requests (10,000)
 # are sent and the counters dumped. Prints the instructions per request and the functions
 # that cost the most (exclusive); the full profile is kept for `callgrind_annotate`.
+#
+# `https` and `h2` (scenario 8's request): the transparent TLS listener intercepts x.com
+# (by SNI) and the upstream is the load generator's TLS server, its certificate verified
+# against a throwaway CA; h2load (apt `nghttp2-client`) sends the small GETs over C (4)
+# keep-alive connections, one request at a time on each (HTTP/1.1 with `--h1`, or HTTP/2).
+# The counted run opens its own C connections: their handshakes are in the figure (the
+# gateway's certificate for x.com is minted during the warm-up).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SUITE=$ROOT/benches/suite
 N=${N:-10000}
+C=${C:-4}
+MODE=${1:-http}
+case $MODE in http | https | h2) ;; *) echo "usage: $0 [http|https|h2]" >&2 && exit 2 ;; esac
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
-if ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v curl >/dev/null || missing+=(curl)
+if [ "$MODE" != http ]; then
+  command -v h2load >/dev/null || missing+=(nghttp2-client)
+  command -v openssl >/dev/null || missing+=(openssl)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind curl >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 (cd "$ROOT" && cargo build --release --locked -q)
 cargo build --release --locked -q --manifest-path "$SUITE/loadgen/Cargo.toml" \
@@ -36,16 +55,40 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(port)
 HTTP=$(port)
+TLS=$(port)
 PROXY=$(port)
 ADMIN=$(port)
 
-"$LOADGEN" serve --listen "127.0.0.1:$UP" &
-PIDS+=($!)
+if [ "$MODE" = http ]; then
+  "$LOADGEN" serve --listen "127.0.0.1:$UP" &
+  PIDS+=($!)
+  tls_listen="" tls_upstream=""
+else
+  # A throwaway CA and its certificate for x.com (the upstream's), and the gateway's CA.
+  (
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+      -out ca.crt -days 2 -subj "/CN=permeable instructions CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout site.key \
+      -out site.csr -subj /CN=x.com 2>/dev/null
+    printf 'subjectAltName=DNS:x.com\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >leaf.ext
+    openssl x509 -req -in site.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile leaf.ext -out site.crt 2>/dev/null
+  )
+  "$PERMEABLE" ca init --out "$WORK/gwca" >/dev/null
+  "$LOADGEN" serve --listen "127.0.0.1:$UP" --cert "$WORK/site.crt" --key "$WORK/site.key" &
+  PIDS+=($!)
+  tls_listen="  https_listen: [\"127.0.0.1:$TLS\"]
+ca: { cert: \"$WORK/gwca/ca.crt\", key: \"$WORK/gwca/ca.key\" }"
+  tls_upstream="  ca_file: \"$WORK/ca.crt\""
+fi
 cat >"$WORK/permeable.yaml" <<EOF
 proxy:
   listen: ["127.0.0.1:$PROXY"]
 transparent:
   http_listen: ["127.0.0.1:$HTTP"]
+$tls_listen
 admin:
   listen: "127.0.0.1:$ADMIN"
 rules: "$ROOT/rules"
@@ -53,8 +96,10 @@ state_dir: "$WORK/state"
 audit: { output: "off" }
 threads: 1
 upstream:
+$tls_upstream
   resolve:
     "x.com:80": "127.0.0.1:$UP"
+    "x.com:443": "127.0.0.1:$UP"
 EOF
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
   "$PERMEABLE" run --config "$WORK/permeable.yaml" 2>"$WORK/valgrind.log" >/dev/null &
@@ -64,7 +109,17 @@ for _ in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
   sleep 0.2
 done
-run() { "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600; }
+run() {
+  if [ "$MODE" = http ]; then
+    "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600
+    return
+  fi
+  local proto=()
+  [ "$MODE" = https ] && proto=(--h1)
+  # From h2load's "requests: N total, N started, N done, N succeeded, N failed, ..." line.
+  h2load "${proto[@]}" -n "$1" -c "$C" -m 1 --connect-to="127.0.0.1:$TLS" https://x.com/ |
+    awk '/^requests:/ {gsub(",", ""); printf "{\"ok\":%d,\"total\":%d}\n", $8, $2}'
+}
 run 2000 >/dev/null
 callgrind_control -z "$GW" >/dev/null
 result=$(run "$N")

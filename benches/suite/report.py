@@ -17,6 +17,7 @@ TITLES = {
     5: "5. Rule-set scale: decision time per 2 KiB post (criterion)",
     6: "6. TLS handshakes per second (full handshakes, client does not verify)",
     7: f"7. Small GETs at {rate} req/s alongside {idle} idle keep-alive connections",
+    8: "8. Intercepted HTTPS on the transparent TLS listener, small GETs (h2load)",
 }
 
 
@@ -152,6 +153,16 @@ if d5 and b5:
     x = b5["result"]["median_ns"] / d5["result"]["median_ns"]
     target("scenario 5, decision time grows ≤ 2× with the big pack", x <= 2, f"{x:.2f}×")
 
+# Intercepted HTTPS against nginx terminating TLS, per protocol ("one request path").
+for proto, role, ref_role, goal in (("HTTP/1.1", "candidate", "ref", 0.8),
+                                    ("HTTP/2", "candidate2", "ref2", 1.5)):
+    c8, n8 = ref_of(8, role), ref_of(8, ref_role)
+    if c8 and n8:
+        x = c8["result"]["rps"] / max(n8["result"]["rps"], 1e-9)
+        target(f"scenario 8, intercepted {proto} ≥ {goal}× nginx terminating TLS", x >= goal,
+               f"{x:.2f}× ({num(c8['result']['rps'])} vs {num(n8['result']['rps'])} req/s; "
+               f"p99 {ms(c8['result']['p99_ms'])} ms vs {ms(n8['result']['p99_ms'])} ms)")
+
 # Issue 8: memory and latency stay bounded with many idle connections (no target ratio).
 alone, crowded = ref_of(7), find(7, "permeable, " + idle)
 if alone and crowded:
@@ -170,6 +181,7 @@ machine = (f"{os.cpu_count()} CPUs (`nproc` {sh('nproc')}), {cpu_model()}, "
 versions = ", ".join(v for v in [
     sh("nginx -v 2>&1 | sed 's/.*version: //'"),
     sh("wrk -v 2>&1 | head -1 | awk '{print \"wrk \" $2}'"),
+    sh("h2load --version 2>/dev/null | head -1 | awk '{print \"h2load \" $2}'"),
     sh(f"{os.environ.get('PERMEABLE_BENCH_CACHE', os.path.expanduser('~/.cache/permeable-bench'))}"
        "/venv/bin/mitmdump --version 2>/dev/null | head -1"),
 ] if v)

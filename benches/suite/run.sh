@@ -2,11 +2,12 @@
 # The permeable benchmark suite (issue 9): permeable side by side with the proxies an
 # organisation would otherwise deploy, on this machine, in one run, on loopback.
 #
-#   bash benches/suite/run.sh            # everything, about 14 minutes
+#   bash benches/suite/run.sh            # everything, about 15 minutes
 #   BENCH_SECONDS=3 BENCH_SCENARIOS="1 3" bash benches/suite/run.sh   # a quick look
 #
 # On a fresh Debian/Ubuntu machine it installs what it needs: nginx (upstream and the
-# reference proxy), wrk (scenario 1), openssl (test certificates), python3-venv, and
+# reference proxy), wrk (scenario 1), h2load (nghttp2-client, scenario 8), openssl (test
+# certificates), python3-venv, and
 # mitmproxy from PyPI in a venv under the cache directory; then builds permeable
 # (`cargo build --release --locked`), the suite's load generator (benches/suite/loadgen,
 # its own lock file) and the scale benchmark (benches/scale.rs).
@@ -22,7 +23,7 @@
 #
 # Environment: BENCH_SECONDS (measured seconds per candidate, default 10), BENCH_WARMUP
 # (default 2), BENCH_CONNS (keep-alive connections, default 32), BENCH_SCENARIOS
-# (default "1 2 3 4 5 6 7"), BENCH_UPLOAD_MIB (default 100), BENCH_RATE (paced req/s for
+# (default "1 2 3 4 5 6 7 8"), BENCH_UPLOAD_MIB (default 100), BENCH_RATE (paced req/s for
 # the latency measurements, default 1000), BENCH_IDLE (idle connections in scenario 7,
 # default 5000), PERMEABLE_BENCH_CACHE (venv location).
 set -euo pipefail
@@ -32,7 +33,7 @@ SUITE=$ROOT/benches/suite
 DUR=${BENCH_SECONDS:-10}
 WARM=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-32}
-SCENARIOS=${BENCH_SCENARIOS:-1 2 3 4 5 6 7}
+SCENARIOS=${BENCH_SCENARIOS:-1 2 3 4 5 6 7 8}
 UPLOAD_MIB=${BENCH_UPLOAD_MIB:-100}
 RATE=${BENCH_RATE:-1000}
 IDLE=${BENCH_IDLE:-5000}
@@ -53,6 +54,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f "$STREAM_MODULE" ] || missing+=(libnginx-mod-stream)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
@@ -252,8 +254,9 @@ start_upstream() {
 }
 stop_upstream() { stop "$UPSTREAM_PID"; }
 
-# The reference proxy: nginx proxy_pass (plain) and nginx terminating TLS and proxying to
-# the upstream over verified TLS, both with upstream keep-alive.
+# The reference proxy: nginx proxy_pass (plain) and nginx terminating TLS (HTTP/1.1 or,
+# by ALPN, HTTP/2) and proxying to the upstream over verified TLS, both with upstream
+# keep-alive.
 start_nginx_proxy() {
   nginx_conf "$WORK/nginx-proxy" "
   upstream plain { server 127.0.0.1:$UP_HTTP; keepalive 64; }
@@ -268,7 +271,7 @@ start_nginx_proxy() {
     }
   }
   server {
-    listen 127.0.0.1:$NGX_TLS ssl backlog=4096;
+    listen 127.0.0.1:$NGX_TLS ssl http2 backlog=4096;
     ssl_certificate $PKI/site.crt;
     ssl_certificate_key $PKI/site.key;
     location / {
@@ -384,6 +387,32 @@ wrk_run() { # URL
 }
 load() { # LOADGEN-RUN-ARGS...
   "${LOAD[@]}" "$LOADGEN" run "$@"
+}
+# h2load: one thread on the load CPU, keep-alive connections to https://x.com/ at PORT (SNI
+# and :authority x.com), one request at a time on each; a warm-up run, then the measured
+# run, whose per-request log gives the percentiles (h2load prints only mean and sd).
+h2load_run() { # PORT [--h1]
+  local port=$1 log=$WORK/h2load-$1${2:-}.log
+  shift
+  "${LOAD[@]}" h2load "$@" -t1 -c"$CONNS" -m1 -D"$WARM" --connect-to="127.0.0.1:$port" \
+    https://x.com/ >/dev/null
+  "${LOAD[@]}" h2load "$@" -t1 -c"$CONNS" -m1 -D"$DUR" --connect-to="127.0.0.1:$port" \
+    --log-file="$log" https://x.com/ >"$log.out"
+  python3 - "$log" <<'PY'
+import json, re, sys
+log = sys.argv[1]
+out = open(log + ".out").read()
+rps = float(re.search(r"finished in [0-9.]+\w*, ([0-9.]+) req/s", out).group(1))
+m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+status = re.search(r"status codes: (\d+) 2xx", out)
+lat = sorted(int(l.split("\t")[2]) / 1000 for l in open(log) if l.count("\t") >= 2)
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+done = int(m.group(2))
+print(json.dumps({"rps": rps, "ok": int(status.group(1)) if status else 0,
+                  "errors": int(m.group(4)) + int(m.group(5)),
+                  "non2xx": done - (int(status.group(1)) if status else 0),
+                  "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999)}))
+PY
 }
 
 # --- 1. plain reverse proxying of small GETs --------------------------------------------
@@ -596,6 +625,31 @@ if want 7; then
   start_nginx_proxy
   r=$(load "${paced[@]}" --target "127.0.0.1:$NGX_HTTP" --idle "$IDLE")
   record 7 "nginx proxy_pass, ${IDLE} idle connections" info "$(hwm_kib "$CAND_PID")" "$r"
+  stop "$CAND_PID"
+  stop_upstream
+fi
+
+# --- 8. intercepted HTTPS on the transparent listener, HTTP/1.1 and HTTP/2 -------------
+# What an organisation's traffic to a catalogue site is: TLS intercepted by SNI (split-
+# horizon DNS or a redirect sends x.com to the gateway), small GETs on keep-alive
+# connections, against nginx doing the same job without inspection: terminating TLS for
+# x.com and proxying over verified, kept-alive TLS to the same upstream.
+if want 8; then
+  say "scenario 8: intercepted HTTPS on the transparent TLS listener, HTTP/1.1 and HTTP/2 (h2load, $CONNS connections)"
+  start_upstream
+  start_nginx_proxy
+  r=$(h2load_run "$NGX_TLS" --h1)
+  record 8 "nginx terminating TLS, HTTP/1.1" ref "$(hwm_kib "$CAND_PID")" "$r"
+  r=$(h2load_run "$NGX_TLS")
+  record 8 "nginx terminating TLS, HTTP/2" ref2 "$(hwm_kib "$CAND_PID")" "$r"
+  stop "$CAND_PID"
+  start_permeable "$ROOT/rules"
+  r=$(h2load_run "$GW_TLS" --h1)
+  record 8 "permeable (transparent TLS, x.com), HTTP/1.1" candidate "$(hwm_kib "$CAND_PID")" "$r"
+  r=$(h2load_run "$GW_TLS")
+  record 8 "permeable (transparent TLS, x.com), HTTP/2" candidate2 "$(hwm_kib "$CAND_PID")" "$r"
+  intercepted=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics" | awk '/^permeable_tunnels_total\{.*intercept/ {print $2}')
+  [ -n "$intercepted" ] || say "warning: no intercepted connection counted"
   stop "$CAND_PID"
   stop_upstream
 fi
