@@ -162,7 +162,9 @@ impl Resolver {
         let addr = if let Ok(ip) = host.parse::<IpAddr>() {
             SocketAddr::new(ip, port)
         } else {
-            let addrs = self.lookup(host, port).await?;
+            // Boxed: a lookup's future is large, and a target in `upstream.resolve` or given
+            // as an address awaits none.
+            let addrs = Box::pin(self.lookup(host, port)).await?;
             // A name with any private address is refused whole: choosing the public one
             // would leave the choice to whoever controls the DNS answer's order.
             if let Some(private) = addrs.iter().find(|a| !self.reachable(a.ip())) {

@@ -410,12 +410,16 @@ impl ProxyHttp for Gateway {
         // Ambiguous framing is how requests are smuggled: refused before anything else.
         let raw_head = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
         if let Some(reason) = framing_error(raw_head.as_deref(), session.req_header()) {
-            return self
-                .answer_refusal(session, ctx, Failure::bad_request(reason))
-                .await;
+            return Box::pin(self.answer_refusal(session, ctx, Failure::bad_request(reason))).await;
         }
-        if let Some(answered) = self.authenticate_plain(session, ctx, client_ip).await? {
-            return Ok(answered);
+        // Signing in's future is large (GSS-API and LDAP state): boxed, so that only the
+        // requests that sign in carry it.
+        if self.plain_auth_due(ctx, client_ip) {
+            if let Some(answered) =
+                Box::pin(self.authenticate_plain(session, ctx, client_ip)).await?
+            {
+                return Ok(answered);
+            }
         }
         let target = match resolve_target(session, ctx.conn.as_deref()) {
             Ok((target, rewrite)) => {
@@ -423,9 +427,8 @@ impl ProxyHttp for Gateway {
                 target
             }
             Err(reason) => {
-                return self
-                    .answer_refusal(session, ctx, Failure::bad_request(reason))
-                    .await;
+                let answer = self.answer_refusal(session, ctx, Failure::bad_request(reason));
+                return Box::pin(answer).await;
             }
         };
         ctx.target = Some(target.clone());
@@ -741,13 +744,10 @@ impl Gateway {
                     ctx.body_progress(chunk.len(), false);
                     body.extend_from_slice(&chunk);
                     if body.len() > PREREAD_LIMIT {
-                        return self
-                            .answer_refusal(
-                                session,
-                                ctx,
-                                Failure::bad_request("request body longer than its Content-Length"),
-                            )
-                            .await;
+                        let reason = "request body longer than its Content-Length";
+                        let answer =
+                            self.answer_refusal(session, ctx, Failure::bad_request(reason));
+                        return Box::pin(answer).await;
                     }
                 }
                 ctx.body_progress(0, true);
@@ -783,7 +783,7 @@ impl Gateway {
     ) -> Result<bool> {
         if let Some(decision) = ctx.decision.as_ref() {
             match decision.action {
-                Action::Block => return self.answer_decision(session, ctx).await,
+                Action::Block => return Box::pin(self.answer_decision(session, ctx)).await,
                 Action::Coach => {
                     if self.shared.pages.coach_acknowledged(
                         session.req_header(),
@@ -793,7 +793,7 @@ impl Gateway {
                     ) {
                         ctx.coached_continue = true;
                     } else {
-                        return self.answer_decision(session, ctx).await;
+                        return Box::pin(self.answer_decision(session, ctx)).await;
                     }
                 }
                 _ => {}
@@ -805,7 +805,7 @@ impl Gateway {
                 .coach_continue(session.req_header(), host, ctx.user.as_deref())
         {
             ctx.answered = Some(resp.status);
-            pages::write(session, resp).await?;
+            Box::pin(pages::write(session, resp)).await?;
             return Ok(true);
         }
         Ok(false)
@@ -938,6 +938,17 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Whether [`Self::authenticate_plain`] has anything to do for this request.
+    fn plain_auth_due(&self, ctx: &RequestCtx, client_ip: Option<IpAddr>) -> bool {
+        let shared = &self.shared;
+        let (Some(_), Some(conn)) = (shared.auth.as_deref(), ctx.conn.as_deref()) else {
+            return false;
+        };
+        conn.mode == ConnMode::ExplicitPlain
+            && conn.identity.get().is_none()
+            && !client_ip.is_some_and(|ip| shared.identity_trusted(ip))
+    }
+
     /// Proxy authentication of an absolute-form request on the explicit proxy (the front
     /// door does CONNECTs, with the same [`crate::auth::Authenticator`]): only until the
     /// connection has authenticated, and never for a trusted hop. `Some` when the gateway
@@ -952,10 +963,7 @@ impl Gateway {
         let (Some(auth), Some(conn)) = (shared.auth.as_deref(), ctx.conn.as_deref()) else {
             return Ok(None);
         };
-        if conn.mode != ConnMode::ExplicitPlain
-            || conn.identity.get().is_some()
-            || client_ip.is_some_and(|ip| shared.identity_trusted(ip))
-        {
+        if !self.plain_auth_due(ctx, client_ip) {
             return Ok(None);
         }
         let header = session
