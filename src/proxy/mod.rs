@@ -391,6 +391,31 @@ impl ProxyHttp for Gateway {
         RequestCtx::new(self.shared.in_flight.enter(Work::Request))
     }
 
+    /// What the front door learnt of an HTTP/1 connection goes on to its next request,
+    /// which then finds it without asking the kernel for the socket's cookie.
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        ctx.conn
+            .clone()
+            .map(|conn| Box::new(conn) as Box<dyn std::any::Any + Send + Sync>)
+    }
+
+    /// Runs before a kept-alive HTTP/1 connection's next request: it gets what
+    /// `persist_connection_context` kept of the previous one.
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        prev_ctx: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        if let Ok(conn) = prev_ctx.downcast::<Arc<ConnInfo>>() {
+            ctx.conn = Some(*conn);
+        }
+    }
+
     /// Runs first for every request, once its head is read. In order: the connection it
     /// came on; framing that could smuggle (refused); proxy authentication on the explicit
     /// proxy; the target and the client's agreement with it; who the client is; the
@@ -398,6 +423,10 @@ impl ProxyHttp for Gateway {
     /// body first when it is inspected); and enforcement. `Ok(true)` when the gateway
     /// answered the request itself (a refusal, a 407, a block or coach page), `Ok(false)`
     /// when it goes on to the site.
+    ///
+    /// What only some requests await (signing in, the gateway's own answers) is boxed
+    /// where it is awaited: `async_trait` moves this phase's whole future into a box for
+    /// every request, and signing in alone (GSSAPI, LDAP) would make it about 10 KiB.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let policy = self.shared.policy.load_full();
         ctx.policy = Some(policy.clone());
@@ -703,8 +732,13 @@ impl Gateway {
     /// The connection this request came on (its mode, identity and counters), when the
     /// front door registered it; counts the head and notes a body that starts.
     fn attach_connection(&self, session: &Session, ctx: &mut RequestCtx) {
-        ctx.conn = front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
-            .and_then(|k| self.shared.connections.get(k));
+        if ctx.conn.is_none() {
+            // The first request on its connection (or any on HTTP/2); later HTTP/1
+            // requests got it from `on_connection_reuse`.
+            ctx.conn =
+                front::connection_key(session.digest().and_then(|d| d.socket_digest.as_deref()))
+                    .and_then(|k| self.shared.connections.get(k));
+        }
         if let Some(conn) = ctx.conn.as_deref() {
             conn.heads
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
