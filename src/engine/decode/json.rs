@@ -209,22 +209,60 @@ pub fn scalar_leaves<'a>(
     numbers: bool,
     out: &mut Vec<(String, Vec<String>, &'a JsonNode)>,
 ) {
+    let mut name = name.to_string();
+    let mut path = path;
+    leaves_into(node, &mut name, &mut path, numbers, out);
+}
+
+/// [`scalar_leaves`] with the pointer and path as stacks: only a leaf makes copies of them,
+/// and members that hold no leaf (`true`, `null`) cost nothing.
+fn leaves_into<'a>(
+    node: &'a JsonNode,
+    name: &mut String,
+    path: &mut Vec<String>,
+    numbers: bool,
+    out: &mut Vec<(String, Vec<String>, &'a JsonNode)>,
+) {
+    let leafless = |v: &JsonNode| match v.kind {
+        JsonKind::Bool(_) | JsonKind::Null => true,
+        JsonKind::Num => !numbers,
+        _ => false,
+    };
     match &node.kind {
-        JsonKind::Str(_) => out.push((name.to_string(), path, node)),
-        JsonKind::Num if numbers => out.push((name.to_string(), path, node)),
+        JsonKind::Str(_) => out.push((name.clone(), path.clone(), node)),
+        JsonKind::Num if numbers => out.push((name.clone(), path.clone(), node)),
         JsonKind::Object(members) => {
             for (k, v) in members {
-                let mut p = path.clone();
-                p.push(k.clone());
-                let child = format!("{name}/{}", escape_pointer_key(k));
-                scalar_leaves(v, &child, p, numbers, out);
+                if leafless(v) {
+                    continue;
+                }
+                let len = name.len();
+                name.push('/');
+                if k.contains(['~', '/']) {
+                    name.push_str(&escape_pointer_key(k));
+                } else {
+                    name.push_str(k);
+                }
+                path.push(k.clone());
+                leaves_into(v, name, path, numbers, out);
+                path.pop();
+                name.truncate(len);
             }
         }
         JsonKind::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                let mut p = path.clone();
-                p.push(i.to_string());
-                scalar_leaves(v, &format!("{name}/{i}"), p, numbers, out);
+                if leafless(v) {
+                    continue;
+                }
+                let len = name.len();
+                {
+                    use std::fmt::Write;
+                    let _ = write!(name, "/{i}");
+                }
+                path.push(i.to_string());
+                leaves_into(v, name, path, numbers, out);
+                path.pop();
+                name.truncate(len);
             }
         }
         _ => {}
