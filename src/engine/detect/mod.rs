@@ -369,7 +369,10 @@ impl Detectors {
     fn scan_view(&self, text: &str) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = Vec::new();
         let mut blobs = false;
-        if let Some(set) = &self.set {
+        // Most texts hold nothing: a non-overlapping search, which can stop at the first
+        // match and runs the DFA's fast loop, says so before the overlapping one that names
+        // every pattern matching.
+        if let Some(set) = self.set.as_ref().filter(|set| set.is_match(text)) {
             let hits = set.matches(text);
             if hits.matched_any() {
                 for pi in hits.iter() {
