@@ -335,6 +335,9 @@ fn param_fields(
 /// form pairs, multipart parts, JSON held in a parameter), the whole text of a text body,
 /// the query's pairs, and, in one more field, every name (of JSON members, parameters,
 /// parts, files). What the safety net scans, and what `permeable scan` shows.
+/// The field [`all_fields`] gathers every parameter and member name into, one per line.
+pub const NAMES_FIELD: &str = "(names)";
+
 pub fn all_fields(inputs: &Inputs<'_>) -> Vec<Field> {
     let mut out = Vec::new();
     let mut names: Vec<&str> = Vec::new();
@@ -402,9 +405,9 @@ pub fn all_fields(inputs: &Inputs<'_>) -> Vec<Field> {
     names.dedup();
     if !names.is_empty() {
         out.push(Field {
-            name: "(names)".into(),
+            name: NAMES_FIELD.into(),
             text: names.join("\n"),
-            loc: FieldLoc::Other("(names)".into()),
+            loc: FieldLoc::Other(NAMES_FIELD.into()),
             rewritable: false,
             whole_document: true,
         });

@@ -150,31 +150,34 @@ pub type Selected<'a> = (String, Vec<String>, &'a JsonNode);
 /// written with that name in any spelling [`key_matches`] accepts (repeated keys included).
 pub fn select<'a>(root: &'a JsonNode, segs: &[PtrSeg]) -> Vec<Selected<'a>> {
     let mut out = Vec::new();
-    select_into(root, segs, String::new(), Vec::new(), &mut out);
+    select_into(root, segs, &mut String::new(), &mut Vec::new(), &mut out);
     out
 }
 
+/// [`select`] with the pointer and path as stacks: only a node reached copies them.
 fn select_into<'a>(
     node: &'a JsonNode,
     segs: &[PtrSeg],
-    name: String,
-    path: Vec<String>,
+    name: &mut String,
+    path: &mut Vec<String>,
     out: &mut Vec<Selected<'a>>,
 ) {
     let Some((first, rest)) = segs.split_first() else {
-        out.push((name, path, node));
+        out.push((name.clone(), path.clone(), node));
         return;
     };
-    let mut visit = |key: &str, child: &'a JsonNode| {
-        let mut p = path.clone();
-        p.push(key.to_string());
-        select_into(
-            child,
-            rest,
-            format!("{name}/{}", escape_pointer_key(key)),
-            p,
-            out,
-        );
+    let mut visit = |key: &str, child: &'a JsonNode, name: &mut String, path: &mut Vec<String>| {
+        let len = name.len();
+        name.push('/');
+        if key.contains(['~', '/']) {
+            name.push_str(&escape_pointer_key(key));
+        } else {
+            name.push_str(key);
+        }
+        path.push(key.to_string());
+        select_into(child, rest, name, path, out);
+        path.pop();
+        name.truncate(len);
     };
     match (&node.kind, first) {
         (JsonKind::Object(members), _) => {
@@ -182,18 +185,18 @@ fn select_into<'a>(
                 if matches!(first, PtrSeg::Any)
                     || matches!(first, PtrSeg::Key(want) if key_matches(want, k))
                 {
-                    visit(k, v);
+                    visit(k, v, name, path);
                 }
             }
         }
         (JsonKind::Array(items), PtrSeg::Any) => {
             for (i, v) in items.iter().enumerate() {
-                visit(&i.to_string(), v);
+                visit(&i.to_string(), v, name, path);
             }
         }
         (JsonKind::Array(items), PtrSeg::Key(k)) => {
             if let Some(v) = k.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                visit(k, v);
+                visit(k, v, name, path);
             }
         }
         _ => {}
@@ -472,12 +475,14 @@ impl JsonParser<'_> {
         let mut out = String::new();
         loop {
             let run_start = self.i;
-            while let Some(&c) = self.b.get(self.i) {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.i += 1;
-            }
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            let quote = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+            // A control character before it ends the run there (and the string, as an error).
+            let run = rest[..quote]
+                .iter()
+                .position(|&c| c < 0x20)
+                .unwrap_or(quote);
+            self.i += run;
             // The source is valid UTF-8 and the run stops at ASCII bytes: a char boundary.
             out.push_str(self.src.get(run_start..self.i).unwrap_or(""));
             match self.b.get(self.i) {

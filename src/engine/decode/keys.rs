@@ -31,6 +31,10 @@ pub fn key_matches(want: &str, key: &str) -> bool {
         return true;
     }
     let key = key.trim_start_matches(' ');
+    // Folding maps one character to one: ASCII names of other lengths never match.
+    if want.len() != key.len() && want.is_ascii() && key.is_ascii() {
+        return false;
+    }
     let mut a = want.chars().map(fold);
     let mut b = key.chars().map(fold);
     loop {

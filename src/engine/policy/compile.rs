@@ -1342,6 +1342,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         rules,
         opts: opts.clone(),
         bodiless: Default::default(),
+        name_scans: Default::default(),
     })
 }
 

@@ -260,7 +260,16 @@ fn scan_fields(
     out: &mut Vec<(usize, crate::engine::detect::Match)>,
 ) {
     for (i, f) in fields.iter().enumerate() {
-        for m in policy.detectors.scan(&f.text) {
+        let names = matches!(&f.loc, FieldLoc::Other(n) if n == decode::fields::NAMES_FIELD);
+        let (remembered, fresh);
+        let found: &[crate::engine::detect::Match] = if names {
+            remembered = policy.scan_names(&f.text);
+            &remembered
+        } else {
+            fresh = policy.detectors.scan(&f.text);
+            &fresh
+        };
+        for &m in found {
             if keep(m.detector) {
                 out.push((offset + i, m));
             }
@@ -1354,6 +1363,23 @@ mod tests {
             back.raw,
             br#"{"variables":{"tweet_text":"ssn [REDACTED:pii.us_ssn]"}}"#
         );
+    }
+
+    #[test]
+    fn remembered_name_scans_decide_as_fresh_ones() {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
+        let head = tweet_head(&[]);
+        let leaky =
+            br#"{"variables":{"tweet_text":"hi"},"features":{"AKIAZ7QW4TRX6NBLM3PK":true}}"#;
+        let clean = br#"{"variables":{"tweet_text":"hi"},"features":{"longform_notetweets":true}}"#;
+        for _ in 0..3 {
+            let d = policy.decide(&head, &policy.classify(&head), Some(leaky));
+            assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+            let d = policy.decide(&head, &policy.classify(&head), Some(clean));
+            assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
+        }
+        assert_eq!(policy.name_scans.read().len(), 2);
     }
 
     #[test]

@@ -290,6 +290,15 @@ pub(crate) type BodilessDecisions = foldhash::HashMap<
 const BODILESS_KEYS: usize = 4096;
 const BODILESS_GROUPS: usize = 64;
 
+/// What the detectors found in texts the safety net sees again and again: the member and
+/// parameter names of a request (a web client sends the same dozens of feature flags with
+/// every call). Bounded: emptied when full.
+pub(crate) type RememberedScans = foldhash::HashMap<Box<str>, Arc<[crate::engine::detect::Match]>>;
+
+/// Bounds on the remembered scans: texts, and the length of one.
+const REMEMBERED_SCANS: usize = 1024;
+const REMEMBERED_SCAN_LEN: usize = 16 * 1024;
+
 /// A compiled, immutable rule set.
 pub struct Policy {
     pub(crate) version: String,
@@ -301,6 +310,8 @@ pub struct Policy {
     /// Decisions on requests without a body, remembered: they depend only on the site, what
     /// its activities said of the head, and the group (see [`Policy::decide_untraced`]).
     pub(crate) bodiless: parking_lot::RwLock<BodilessDecisions>,
+    /// Scans of names, remembered (see [`Policy::scan_names`]).
+    pub(crate) name_scans: parking_lot::RwLock<RememberedScans>,
     pub(crate) detectors: Detectors,
     pub(crate) rules: Vec<compile::Rule>,
     /// By detector index: whether the safety net runs it (its category or id is named by a
@@ -321,6 +332,25 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
+    /// The detectors' matches in the names field of a request, remembered: the same names
+    /// come with request after request, and a scan is a pure function of the text and this
+    /// (immutable) rule set.
+    pub(crate) fn scan_names(&self, text: &str) -> Arc<[crate::engine::detect::Match]> {
+        if text.len() > REMEMBERED_SCAN_LEN {
+            return self.detectors.scan(text).into();
+        }
+        if let Some(found) = self.name_scans.read().get(text) {
+            return found.clone();
+        }
+        let found: Arc<[crate::engine::detect::Match]> = self.detectors.scan(text).into();
+        let mut memo = self.name_scans.write();
+        if memo.len() >= REMEMBERED_SCANS {
+            memo.clear();
+        }
+        memo.insert(text.into(), found.clone());
+        found
+    }
+
     /// Reads and compiles the rule set under `dir` (`sites/`, `detectors/`, `policy.yaml`;
     /// `tests/` is checked too). Every error of every file is returned together.
     pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Policy, RuleErrors> {
