@@ -188,17 +188,8 @@ impl Pages {
                 504 => "The site did not answer in time",
                 _ => "The site could not be reached",
             };
-            let body = format!(
-                "<p class=\"lead\">{}</p><dl class=\"meta\"><dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd></dl>",
-                esc(reason),
-                esc(request_id)
-            );
-            headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
-            Answer {
-                status,
-                headers,
-                body: Bytes::from(self.layout(title, &body)),
-            }
+            let body = format!("<p class=\"lead\">{}</p>", esc(reason));
+            self.page_with_request_id(status, headers, title, &body, request_id)
         } else {
             headers.push(("content-type".into(), "application/json".into()));
             let json =
@@ -253,18 +244,8 @@ impl Pages {
                      few minutes; if it goes on, contact the helpdesk and quote the request id.",
                 )
             };
-            let body = format!(
-                "<p class=\"lead\">{}</p><p>{}</p><dl class=\"meta\"><dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd></dl>",
-                esc(lead),
-                esc(reason),
-                esc(request_id)
-            );
-            headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
-            Answer {
-                status,
-                headers,
-                body: Bytes::from(self.layout(title, &body)),
-            }
+            let body = format!("<p class=\"lead\">{}</p><p>{}</p>", esc(lead), esc(reason));
+            self.page_with_request_id(status, headers, title, &body, request_id)
         } else {
             headers.push(("content-type".into(), "application/json".into()));
             let error = if status == 407 {
@@ -519,6 +500,27 @@ impl Pages {
             ));
         }
         f
+    }
+
+    /// An HTML page of the gateway's own: `body`, then the request id to quote.
+    fn page_with_request_id(
+        &self,
+        status: u16,
+        mut headers: Vec<(String, String)>,
+        title: &str,
+        body: &str,
+        request_id: &str,
+    ) -> Answer {
+        let body = format!(
+            "{body}<dl class=\"meta\"><dt>Request id</dt><dd><code>{}</code> (quote it to the helpdesk)</dd></dl>",
+            esc(request_id)
+        );
+        headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
+        Answer {
+            status,
+            headers,
+            body: Bytes::from(self.layout(title, &body)),
+        }
     }
 
     fn layout(&self, title: &str, body: &str) -> String {

@@ -256,22 +256,46 @@ impl Directory {
         let filter = filter
             .replace("{user}", &ldap3::ldap_escape(user))
             .replace("{principal}", &ldap3::ldap_escape(principal));
-        let found = ldap
-            .with_timeout(self.timeout)
-            .search(base, Scope::Subtree, &filter, vec!["1.1"])
-            .await
-            .map_err(unavailable)?;
-        let (entries, result) = (found.0, found.1);
-        match result.rc {
-            0 => {}
-            32 => return Err(DirectoryError::NoSuchUser),
-            rc => return Err(result_unavailable("user search", rc, &result.text)),
-        }
+        let entries = self
+            .search(
+                ldap,
+                base,
+                Scope::Subtree,
+                &filter,
+                vec!["1.1"],
+                "user search",
+            )
+            .await?;
         let mut dns = entries.into_iter().map(|e| SearchEntry::construct(e).dn);
         match (dns.next(), dns.next()) {
             (Some(dn), None) => Ok(dn),
             (None, _) => Err(DirectoryError::NoSuchUser),
             (Some(_), Some(_)) => Err(DirectoryError::Ambiguous),
+        }
+    }
+
+    /// The entries of a search under the connection's current bind; `noSuchObject` (32)
+    /// means the user is not there, any other failure that the directory is unavailable
+    /// (`what` names the step in the log).
+    async fn search(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<&str>,
+        what: &str,
+    ) -> Result<Vec<ldap3::ResultEntry>, DirectoryError> {
+        let found = ldap
+            .with_timeout(self.timeout)
+            .search(base, scope, filter, attrs)
+            .await
+            .map_err(unavailable)?;
+        let (entries, result) = (found.0, found.1);
+        match result.rc {
+            0 => Ok(entries),
+            32 => Err(DirectoryError::NoSuchUser),
+            rc => Err(result_unavailable(what, rc, &result.text)),
         }
     }
 
@@ -283,17 +307,9 @@ impl Directory {
         login: &str,
     ) -> Result<DirectoryUser, DirectoryError> {
         let attrs = vec![self.name_attribute.as_str(), self.group_attribute.as_str()];
-        let found = ldap
-            .with_timeout(self.timeout)
-            .search(dn, Scope::Base, "(objectClass=*)", attrs)
-            .await
-            .map_err(unavailable)?;
-        let (entries, result) = (found.0, found.1);
-        match result.rc {
-            0 => {}
-            32 => return Err(DirectoryError::NoSuchUser),
-            rc => return Err(result_unavailable("user read", rc, &result.text)),
-        }
+        let entries = self
+            .search(ldap, dn, Scope::Base, "(objectClass=*)", attrs, "user read")
+            .await?;
         let Some(entry) = entries.into_iter().next().map(SearchEntry::construct) else {
             return Err(DirectoryError::NoSuchUser);
         };

@@ -154,6 +154,25 @@ pub fn select<'a>(root: &'a JsonNode, segs: &[PtrSeg]) -> Vec<Selected<'a>> {
     out
 }
 
+/// Steps the pointer and path stacks into member or element `key`; returns the pointer's
+/// length before, for [`step_out`].
+fn step_in(name: &mut String, path: &mut Vec<String>, key: &str) -> usize {
+    let len = name.len();
+    name.push('/');
+    if key.contains(['~', '/']) {
+        name.push_str(&escape_pointer_key(key));
+    } else {
+        name.push_str(key);
+    }
+    path.push(key.to_string());
+    len
+}
+
+fn step_out(name: &mut String, path: &mut Vec<String>, len: usize) {
+    path.pop();
+    name.truncate(len);
+}
+
 /// [`select`] with the pointer and path as stacks: only a node reached copies them.
 fn select_into<'a>(
     node: &'a JsonNode,
@@ -167,17 +186,9 @@ fn select_into<'a>(
         return;
     };
     let mut visit = |key: &str, child: &'a JsonNode, name: &mut String, path: &mut Vec<String>| {
-        let len = name.len();
-        name.push('/');
-        if key.contains(['~', '/']) {
-            name.push_str(&escape_pointer_key(key));
-        } else {
-            name.push_str(key);
-        }
-        path.push(key.to_string());
+        let len = step_in(name, path, key);
         select_into(child, rest, name, path, out);
-        path.pop();
-        name.truncate(len);
+        step_out(name, path, len);
     };
     match (&node.kind, first) {
         (JsonKind::Object(members), _) => {
@@ -239,17 +250,9 @@ fn leaves_into<'a>(
                 if leafless(v) {
                     continue;
                 }
-                let len = name.len();
-                name.push('/');
-                if k.contains(['~', '/']) {
-                    name.push_str(&escape_pointer_key(k));
-                } else {
-                    name.push_str(k);
-                }
-                path.push(k.clone());
+                let len = step_in(name, path, k);
                 leaves_into(v, name, path, numbers, out);
-                path.pop();
-                name.truncate(len);
+                step_out(name, path, len);
             }
         }
         JsonKind::Array(items) => {
@@ -257,15 +260,9 @@ fn leaves_into<'a>(
                 if leafless(v) {
                     continue;
                 }
-                let len = name.len();
-                {
-                    use std::fmt::Write;
-                    let _ = write!(name, "/{i}");
-                }
-                path.push(i.to_string());
+                let len = step_in(name, path, &i.to_string());
                 leaves_into(v, name, path, numbers, out);
-                path.pop();
-                name.truncate(len);
+                step_out(name, path, len);
             }
         }
         _ => {}

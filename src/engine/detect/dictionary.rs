@@ -439,6 +439,15 @@ impl Dictionaries {
         }))
     }
 
+    /// The pattern that finds where a term may start, when it is a regex: a text it does not
+    /// match holds no term (so that a set that runs it can tell when to skip [`Self::scan`]).
+    pub fn first_words_pattern(&self) -> Option<&str> {
+        match &self.first_words {
+            FirstWords::Regex(re) => Some(re.as_str()),
+            FirstWords::Automaton(_) => None,
+        }
+    }
+
     /// Whether some dictionary reads look-alike letters (the caller then scans the
     /// look-alike view of non-ASCII texts).
     pub fn wants_lookalikes(&self) -> bool {

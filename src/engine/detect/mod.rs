@@ -165,6 +165,8 @@ pub struct Detectors {
     /// The detectors that read wrapped text, compiled on their own, and the index of each
     /// in this set.
     wrapped: Option<Box<(Detectors, Vec<usize>)>>,
+    /// The index in the set of the dictionaries' first words, when they are a regex.
+    first_words: Option<usize>,
 }
 
 /// Applies a detector's case option to a pattern.
@@ -264,6 +266,16 @@ impl Detectors {
         } else {
             None
         };
+        let dictionaries = Dictionaries::build(dicts)?;
+        // The dictionaries' first words ride in the set: the pass over the text that finds
+        // the patterns also says whether a term may be there.
+        let first_words = dictionaries
+            .as_ref()
+            .and_then(Dictionaries::first_words_pattern)
+            .map(|p| {
+                sources.push(p.to_string());
+                sources.len() - 1
+            });
         let set = if sources.is_empty() {
             None
         } else {
@@ -279,9 +291,10 @@ impl Detectors {
             detectors,
             set,
             patterns,
-            dictionaries: Dictionaries::build(dicts)?,
+            dictionaries,
             blob,
             wrapped,
+            first_words,
         })
     }
 
@@ -369,6 +382,7 @@ impl Detectors {
     fn scan_view(&self, text: &str) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = Vec::new();
         let mut blobs = false;
+        let mut words = false;
         // Most texts hold nothing: a non-overlapping search, which can stop at the first
         // match and runs the DFA's fast loop, says so before the overlapping one that names
         // every pattern matching.
@@ -376,6 +390,10 @@ impl Detectors {
             let hits = set.matches(text);
             if hits.matched_any() {
                 for pi in hits.iter() {
+                    if Some(pi) == self.first_words {
+                        words = true;
+                        continue;
+                    }
                     let Some((re, det, has_value)) = self.patterns.get(pi) else {
                         blobs = true;
                         continue;
@@ -395,17 +413,23 @@ impl Detectors {
             }
         }
         if let Some(dicts) = &self.dictionaries {
-            let look = if dicts.wants_lookalikes() && !text.is_ascii() {
-                view::lookalike_view(text)
-            } else {
-                view::View {
-                    text: std::borrow::Cow::Borrowed(text),
-                    map: None,
+            let lookalikes = dicts.wants_lookalikes() && !text.is_ascii();
+            // The set read this very text: where none of the terms' first words is (and no
+            // look-alike letter stands for one), no term is.
+            let possible = self.first_words.is_none() || words || lookalikes;
+            if possible {
+                let look = if lookalikes {
+                    view::lookalike_view(text)
+                } else {
+                    view::View {
+                        text: std::borrow::Cow::Borrowed(text),
+                        map: None,
+                    }
+                };
+                for m in dicts.scan(&look.text, look.map.as_ref()) {
+                    let (s, e) = look.to_original(m.start, m.end);
+                    self.accept(text, m.detector, s, e, How::Dictionary(m.used), &mut out);
                 }
-            };
-            for m in dicts.scan(&look.text, look.map.as_ref()) {
-                let (s, e) = look.to_original(m.start, m.end);
-                self.accept(text, m.detector, s, e, How::Dictionary(m.used), &mut out);
             }
         }
         if blobs {
