@@ -639,14 +639,27 @@ impl Dictionaries {
                 used.confusables = true;
             }
         }
-        let first = letters.first()?.1;
-        let last = letters.last()?.1;
+        let (first_at, first) = *letters.first()?;
+        let (last_at, last) = *letters.last()?;
         let before = text[..c.start].chars().next_back();
         let after = text[c.end..].chars().next();
+        // A letter at `at` glued to the term's edge letter starts another word when it is of
+        // another script — as written: a look-alike read as ASCII next to an edge letter
+        // written in ASCII is one too (a word already mixing scripts, `МYВLUЕНЕRОN`, is not
+        // parted where they change).
+        let substituted =
+            |at: usize, ch: char| lookalikes.is_some_and(|m| m.substituted(at, at + ch.len_utf8()));
+        let other_script = |at: usize, ch: char, (edge_at, edge): (usize, char)| {
+            script_changes(edge, ch)
+                || (ch.is_alphabetic() && substituted(at, ch) && !substituted(edge_at, edge))
+        };
         let in_tag = || v.tags && inside_tag(text, c.start);
         // Left edge.
         match before {
-            Some(p) if is_word_char(p) && !script_changes(first, p) => {
+            Some(p)
+                if is_word_char(p)
+                    && !other_script(c.start - p.len_utf8(), p, (first_at, first)) =>
+            {
                 if p == '_' && v.suffixes {
                     used.suffixes = true;
                 } else if in_tag()
@@ -663,8 +676,9 @@ impl Dictionaries {
         }
         // Right edge.
         if let Some(n) = after {
-            if is_word_char(n) && !script_changes(last, n) {
-                if v.suffixes && suffix_ends(text, c.end, last) {
+            if is_word_char(n) && !other_script(c.end, n, (last_at, last)) {
+                let ends = |at: usize, ch: char| other_script(at, ch, (last_at, last));
+                if v.suffixes && suffix_ends(text, c.end, last, ends) {
                     used.suffixes = true;
                 } else if in_tag() && tag_right_edge(text, c.end, last, n) {
                     used.tags = true;
@@ -710,7 +724,15 @@ fn tag_right_edge(text: &str, at: usize, last: char, next: char) -> bool {
 
 /// Whether a suffix glued at `at` ends the word: `_…`, `v2`, `v2.1`, or digits after a
 /// term ending with a letter.
-fn suffix_ends(text: &str, at: usize, last: char) -> bool {
+///
+/// The suffix ends where a word would, or where a letter of another script than the term's
+/// follows it (`BLUEHERON2ж`; `other_script` says, from its offset and char).
+fn suffix_ends(
+    text: &str,
+    at: usize,
+    last: char,
+    other_script: impl Fn(usize, char) -> bool,
+) -> bool {
     let rest = &text[at..];
     if rest.starts_with('_') {
         return true;
@@ -736,7 +758,7 @@ fn suffix_ends(text: &str, at: usize, last: char) -> bool {
     }
     match rest[i..].chars().next() {
         None => true,
-        Some(c) => c == '_' || !is_word_char(c),
+        Some(c) => c == '_' || !is_word_char(c) || other_script(at + i, c),
     }
 }
 
@@ -804,6 +826,11 @@ mod tests {
             // A letter of another script glued to a term starts another word.
             ("BLUEHERON\u{048C}oon", "BLUEHERON"),
             ("жBLUEHERON", "BLUEHERON"),
+            ("BLUEHERON0\u{048C}oon", "BLUEHERON"),
+            ("BLUEHERONv2ж", "BLUEHERON"),
+            ("BLUEHERON\u{0430}", "BLUEHERON"),
+            ("BLUEHERON\u{058C}o", "BLUEHERON"),
+            ("\u{0430}BLUEHERON", "BLUEHERON"),
             (
                 "Projectω Nightjar and Operation Larkspurд",
                 "Operation Larkspur",
