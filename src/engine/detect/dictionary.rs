@@ -830,6 +830,10 @@ mod tests {
             ("BLUEHERONv2ж", "BLUEHERON"),
             ("BLUEHERON\u{0430}", "BLUEHERON"),
             ("BLUEHERON\u{058C}o", "BLUEHERON"),
+            ("BLUEHERON\u{00D1}\u{0711}", "BLUEHERON"),
+            ("BLUEHERO\u{0301}N", "BLUEHERO\u{0301}N"),
+            ("BLUEHERON\u{0301}", "BLUEHERON\u{0301}"),
+            ("Opération Larkspur", "Opération Larkspur"),
             ("\u{0430}BLUEHERON", "BLUEHERON"),
             (
                 "Projectω Nightjar and Operation Larkspurд",

@@ -407,6 +407,9 @@ fn build_lookalikes() -> HashMap<char, u8, foldhash::fast::RandomState> {
                 continue;
             }
             let Some(candidates) = ascii.get(&skeleton_of(c)) else {
+                if let Some(base) = accented_base(c) {
+                    table.insert(c, base);
+                }
                 continue;
             };
             let pick = |f: fn(&u8) -> bool| candidates.iter().copied().find(f);
@@ -425,6 +428,15 @@ fn build_lookalikes() -> HashMap<char, u8, foldhash::fast::RandomState> {
         }
     }
     table
+}
+
+/// The ASCII letter under a letter with diacritics (`Ñ` → `N`, `é` → `e`), from its
+/// canonical decomposition: a reader still sees the letter.
+fn accented_base(c: char) -> Option<u8> {
+    let mut parts = c.nfd();
+    let base = parts.next()?;
+    (base.is_ascii_alphanumeric() && parts.all(|m| canonical_combining_class(m) != 0))
+        .then_some(base as u8)
 }
 
 /// The ASCII letter or digit a non-ASCII char looks like, if any.
@@ -528,7 +540,10 @@ mod tests {
         assert_eq!(lookalike('е'), Some('e'));
         assert_eq!(lookalike('Ο'), Some('O'));
         assert_eq!(lookalike('І'), Some('I'));
-        assert_eq!(lookalike('é'), None);
+        // A letter with diacritics reads as the letter under them.
+        assert_eq!(lookalike('é'), Some('e'));
+        assert_eq!(lookalike('Ñ'), Some('N'));
+        assert_eq!(lookalike('ß'), None);
         assert_eq!(lookalike('中'), None);
         let t = "ВLUЕНЕRОN";
         let v = lookalike_view(t);
