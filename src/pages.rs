@@ -173,14 +173,7 @@ impl Pages {
         request_id: &str,
         req: &RequestHeader,
     ) -> Answer {
-        let mut headers = vec![
-            ("x-permeable-request-id".to_string(), request_id.to_string()),
-            (
-                "x-permeable-reason".to_string(),
-                reason.replace(['\r', '\n'], " "),
-            ),
-            ("cache-control".to_string(), "no-store".to_string()),
-        ];
+        let mut headers = own_answer_headers(reason, request_id);
         if is_navigation(req) {
             let title = match status {
                 400 => "The request could not be understood",
@@ -213,14 +206,7 @@ impl Pages {
         request_id: &str,
         navigation: bool,
     ) -> Answer {
-        let mut headers = vec![
-            ("x-permeable-request-id".to_string(), request_id.to_string()),
-            (
-                "x-permeable-reason".to_string(),
-                reason.replace(['\r', '\n'], " "),
-            ),
-            ("cache-control".to_string(), "no-store".to_string()),
-        ];
+        let mut headers = own_answer_headers(reason, request_id);
         if status == 407 {
             for challenge in challenges {
                 headers.push(("proxy-authenticate".to_string(), challenge.clone()));
@@ -723,6 +709,19 @@ fn unix_now() -> u64 {
 }
 
 /// Escape text for HTML.
+/// The fields of an answer the gateway gives itself (a refusal, a sign-in challenge): the
+/// request id, the reason on one line, and no caching.
+fn own_answer_headers(reason: &str, request_id: &str) -> Vec<(String, String)> {
+    vec![
+        ("x-permeable-request-id".to_string(), request_id.to_string()),
+        (
+            "x-permeable-reason".to_string(),
+            reason.replace(['\r', '\n'], " "),
+        ),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ]
+}
+
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -812,13 +812,7 @@ mod tests {
     fn check_reports_every_mistake_at_once_with_suggestions() {
         let dir = tempfile::tempdir().unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        for sub in ["sites", "detectors"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-            for f in std::fs::read_dir(shipped.join(sub)).unwrap() {
-                let f = f.unwrap().path();
-                std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
-            }
-        }
+        crate::engine::policy::copy_catalogue(&shipped, dir.path());
         std::fs::write(
             dir.path().join("policy.yaml"),
             "groups: [engineering, communications]\nrules:\n  - id: one\n    when: { activites: [post], categories: [corp.codenme], sites: [mastadon] }\n    action: blok\n    mesage: hi\n  - id: two\n    when: { activities: [coment], groups: [comunications], categoris: [secret.jwt], sites: [linkdin] }\n    action: redcat\n    mode: monitr\n  - id: three\n    when: { categories: [pii.credt_card], groups: [enginering], activities: [mesage] }\n    action: blcok\n",

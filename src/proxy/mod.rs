@@ -444,9 +444,7 @@ impl ProxyHttp for Gateway {
         // Signing in's future is large (GSS-API and LDAP state): boxed, so that only the
         // requests that sign in carry it.
         if self.plain_auth_due(ctx, client_ip) {
-            if let Some(answered) =
-                Box::pin(self.authenticate_plain(session, ctx, client_ip)).await?
-            {
+            if let Some(answered) = Box::pin(self.authenticate_plain(session, ctx)).await? {
                 return Ok(answered);
             }
         }
@@ -984,22 +982,18 @@ impl Gateway {
     }
 
     /// Proxy authentication of an absolute-form request on the explicit proxy (the front
-    /// door does CONNECTs, with the same [`crate::auth::Authenticator`]): only until the
-    /// connection has authenticated, and never for a trusted hop. `Some` when the gateway
-    /// answered (407 or 503).
+    /// door does CONNECTs, with the same [`crate::auth::Authenticator`]), run when
+    /// [`Self::plain_auth_due`] says so: only until the connection has authenticated, and
+    /// never for a trusted hop. `Some` when the gateway answered (407 or 503).
     async fn authenticate_plain(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        client_ip: Option<IpAddr>,
     ) -> Result<Option<bool>> {
         let shared = &self.shared;
         let (Some(auth), Some(conn)) = (shared.auth.as_deref(), ctx.conn.as_deref()) else {
             return Ok(None);
         };
-        if !self.plain_auth_due(ctx, client_ip) {
-            return Ok(None);
-        }
         let header = session
             .req_header()
             .headers

@@ -1212,13 +1212,7 @@ mod tests {
         // The fixture, with a rule on views that depends on the group.
         let dir = tempfile::tempdir().unwrap();
         let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-rules");
-        for sub in ["detectors", "sites"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-            for f in std::fs::read_dir(from.join(sub)).unwrap() {
-                let f = f.unwrap().path();
-                std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
-            }
-        }
+        crate::engine::policy::copy_catalogue(&from, dir.path());
         let rules = std::fs::read_to_string(from.join("policy.yaml")).unwrap().replace(
             "rules:\n",
             "rules:\n  - id: interns-read-only\n    when: { activities: [view], groups: [interns] }\n    action: coach\n",

@@ -521,6 +521,19 @@ impl Policy {
     }
 }
 
+/// Rule directories for tests: a copy of another's catalogue and detectors, under which a
+/// test writes its own `policy.yaml`.
+#[cfg(test)]
+pub(crate) fn copy_catalogue(from: &Path, to: &Path) {
+    for sub in ["sites", "detectors"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for f in std::fs::read_dir(from.join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
