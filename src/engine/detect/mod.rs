@@ -196,6 +196,48 @@ enum How {
     Wrapped,
 }
 
+/// A match in the text's offsets, with how and on which reading it was made.
+struct Read {
+    matched: Match,
+    how: How,
+    reading: Reading,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// The matching view, at these view offsets.
+    View(usize, usize),
+    /// The ASCII reading (offsets are the text's own).
+    Ascii,
+}
+
+/// The text with each non-ASCII byte read as a space: same length, same offsets.
+fn ascii_reading(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii() { b as char } else { ' ' })
+        .collect()
+}
+
+/// Of the matches of one detector that overlap, keeps the longest, then the earliest.
+/// `span` gives a match's detector, start and end.
+fn reduce_overlaps<T>(mut found: Vec<T>, span: impl Fn(&T) -> (usize, usize, usize)) -> Vec<T> {
+    found.sort_by_key(|m| {
+        let (d, s, e) = span(m);
+        (d, std::cmp::Reverse(e - s), s)
+    });
+    let mut kept: Vec<T> = Vec::with_capacity(found.len());
+    for m in found {
+        let (d, s, e) = span(&m);
+        if !kept.iter().any(|k| {
+            let (kd, ks, ke) = span(k);
+            kd == d && ks < e && s < ke
+        }) {
+            kept.push(m);
+        }
+    }
+    kept
+}
+
 /// Why a set of detectors does not compile. Each pattern was checked on its own when the
 /// rules were read, so these concern the set as a whole (too large together, or a limit
 /// one pattern reaches only once the view's options are applied).
@@ -321,18 +363,11 @@ impl Detectors {
     /// Every validated match in `text`, ordered by start, end, detector. Offsets are bytes
     /// of `text` (not of its matching view).
     pub fn scan(&self, text: &str) -> Vec<Match> {
-        let view = view::matching_view(text);
-        let found = self.scan_view(&view.text);
-        let mut out: Vec<Match> = found
+        let mut out: Vec<Match> = self
+            .scan_readings(text)
+            .1
             .into_iter()
-            .map(|c| {
-                let (start, end) = view.to_original(c.start, c.end);
-                Match {
-                    detector: c.detector,
-                    start,
-                    end,
-                }
-            })
+            .map(|r| r.matched)
             .collect();
         out.sort_by_key(|m| (m.start, m.end, m.detector));
         out.dedup();
@@ -341,30 +376,37 @@ impl Detectors {
 
     /// [`Detectors::scan`], with the view each match was made on and how.
     pub fn scan_explained(&self, text: &str) -> ExplainedScan {
-        let view = view::matching_view(text);
-        let found = self.scan_view(&view.text);
+        let (view, found) = self.scan_readings(text);
+        let ascii = found
+            .iter()
+            .any(|r| r.reading == Reading::Ascii)
+            .then(|| ascii_reading(text));
         let mut matches: Vec<Explained> = found
             .into_iter()
-            .map(|c| {
-                let (start, end) = view.to_original(c.start, c.end);
-                let how = match c.how {
+            .map(|r| {
+                let Match { start, end, .. } = r.matched;
+                let how = match r.how {
                     How::Pattern => "pattern".to_string(),
                     How::Dictionary(u) => u.describe(),
                     How::Wrapped => "decoded from base64".to_string(),
                 };
-                let how = if view.changed() && view.text.get(c.start..c.end) != text.get(start..end)
-                {
-                    format!("{how}; normalised text")
-                } else {
-                    how
+                let (how, view_text) = match r.reading {
+                    Reading::Ascii => (
+                        format!("{how}; read with its non-ASCII characters as spaces"),
+                        ascii.as_deref().and_then(|a| a.get(start..end)),
+                    ),
+                    Reading::View(s, e) => {
+                        let seen = view.text.get(s..e);
+                        if view.changed() && seen != text.get(start..end) {
+                            (format!("{how}; normalised text"), seen)
+                        } else {
+                            (how, seen)
+                        }
+                    }
                 };
                 Explained {
-                    matched: Match {
-                        detector: c.detector,
-                        start,
-                        end,
-                    },
-                    view_text: view.text.get(c.start..c.end).unwrap_or("").to_string(),
+                    matched: r.matched,
+                    view_text: view_text.unwrap_or("").to_string(),
                     how,
                 }
             })
@@ -375,6 +417,62 @@ impl Detectors {
             view: view.changed().then(|| view.text.into_owned()),
             matches,
         }
+    }
+
+    /// Every validated match in `text`'s offsets, read two ways: on its matching view, and
+    /// — when `text` holds non-ASCII characters — on its ASCII reading, where each of them
+    /// is a space. A display that cannot show a character shows what is around it apart
+    /// (`BLUEHERONÞ` reads as the codename where `Þ` is dropped), and a letter the matching
+    /// view makes ASCII (a full-width `Ｘ`) must not glue itself to a key it follows. Overlaps
+    /// of one detector are reduced across both readings.
+    fn scan_readings<'t>(&self, text: &'t str) -> (view::View<'t>, Vec<Read>) {
+        let view = view::matching_view(text);
+        let mut found: Vec<Read> = self
+            .scan_view(&view.text)
+            .into_iter()
+            .map(|c| {
+                let (start, end) = view.to_original(c.start, c.end);
+                Read {
+                    matched: Match {
+                        detector: c.detector,
+                        start,
+                        end,
+                    },
+                    how: c.how,
+                    reading: Reading::View(c.start, c.end),
+                }
+            })
+            .collect();
+        if text.is_ascii() {
+            return (view, found);
+        }
+        let ascii = ascii_reading(text);
+        for c in self.scan_view(&ascii) {
+            // The reading has the text's offsets; a match never starts or ends inside a
+            // character, even one read as a space.
+            let (mut start, mut end) = (c.start, c.end);
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            found.push(Read {
+                matched: Match {
+                    detector: c.detector,
+                    start,
+                    end,
+                },
+                how: c.how,
+                reading: Reading::Ascii,
+            });
+        }
+        (
+            view,
+            reduce_overlaps(found, |r| {
+                (r.matched.detector, r.matched.start, r.matched.end)
+            }),
+        )
     }
 
     /// Every validated candidate in a matching view, in view coordinates, overlaps of one
@@ -452,18 +550,7 @@ impl Detectors {
                 }
             }
         }
-        // Same detector, overlapping: keep the longest, then the earliest.
-        out.sort_by_key(|m| (m.detector, std::cmp::Reverse(m.end - m.start), m.start));
-        let mut kept: Vec<Candidate> = Vec::with_capacity(out.len());
-        for m in out {
-            if !kept
-                .iter()
-                .any(|k| k.detector == m.detector && k.start < m.end && m.start < k.end)
-            {
-                kept.push(m);
-            }
-        }
-        kept
+        reduce_overlaps(out, |c| (c.detector, c.start, c.end))
     }
 
     fn accept(
@@ -677,5 +764,49 @@ mod tests {
         assert!(is_whole_word("«KESTREL-7»", "«".len(), "«KESTREL-7".len()));
         assert!(!is_whole_word("xKESTREL", 1, 8));
         assert!(is_whole_word("é BLUEHERON", 3, 12));
+    }
+
+    #[test]
+    fn non_ascii_neighbours_do_not_hide_a_match() {
+        let d = Detectors::build(vec![
+            det(
+                "aws",
+                "secret.aws_access_key",
+                &[r"(?:^|[^A-Za-z0-9])(?P<value>AKIA[A-Z0-9]{16})(?-u:\b)"],
+                &[],
+                None,
+            ),
+            det("codename", "corp.codename", &[], &["BLUEHERON"], None),
+        ])
+        .unwrap();
+        // A letter of the term's script but not ASCII, a letter the matching view makes
+        // ASCII (full-width), a combining mark: each is read apart where a display drops it.
+        for (text, want) in [
+            ("re BLUEHERONÞ today", "BLUEHERON"),
+            ("ÞBLUEHERON", "BLUEHERON"),
+            ("BLUEHERONＸ", "BLUEHERON"),
+            ("key AKIAZ3MHGQ7XW2KLT5PBＸ", "AKIAZ3MHGQ7XW2KLT5PB"),
+            ("ＸAKIAZ3MHGQ7XW2KLT5PB", "AKIAZ3MHGQ7XW2KLT5PB"),
+        ] {
+            let m = d.scan(text);
+            assert_eq!(m.len(), 1, "{text}: {m:?}");
+            assert_eq!(&text[m[0].start..m[0].end], want, "{text}");
+            let e = d.scan_explained(text);
+            assert!(
+                e.matches[0].how.contains("non-ASCII"),
+                "{text}: {}",
+                e.matches[0].how
+            );
+        }
+        // ASCII letters still join a word; a term spelled in look-alikes throughout is a
+        // word of its own script.
+        for text in ["BLUEHERONS are birds", "xBLUEHERON", "МYВLUЕНЕRОN"] {
+            assert!(d.scan(text).is_empty(), "{text}");
+        }
+        // One match where both readings find the term, on the text's bytes.
+        let text = "«BLUEHERON» and né";
+        let m = d.scan(text);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(&text[m[0].start..m[0].end], "BLUEHERON");
     }
 }
