@@ -6,6 +6,9 @@
 #   N=20000 bash benches/suite/instructions.sh    # more requests counted
 #   bash benches/suite/instructions.sh https      # intercepted HTTPS, HTTP/1.1 keep-alive
 #   bash benches/suite/instructions.sh h2         # intercepted HTTPS, HTTP/2
+#   bash benches/suite/instructions.sh post       # scenario 3's inspected 2 KiB posts, HTTP/1.1
+#   RULES=empty bash benches/suite/instructions.sh post   # the same with no rules (what
+#                                                 # inspection costs is the difference)
 #
 # The gateway (release build, default rule pack, one worker thread, transparent HTTP
 # listener) runs under `valgrind --tool=callgrind` against the load generator's own
@@ -25,7 +28,7 @@ SUITE=$ROOT/benches/suite
 N=${N:-10000}
 C=${C:-4}
 MODE=${1:-http}
-case $MODE in http | https | h2) ;; *) echo "usage: $0 [http|https|h2]" >&2 && exit 2 ;; esac
+case $MODE in http | https | h2 | post) ;; *) echo "usage: $0 [http|https|h2|post]" >&2 && exit 2 ;; esac
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 missing=()
@@ -46,6 +49,7 @@ PERMEABLE=$TARGET_DIR/release/permeable
 LOADGEN=$TARGET_DIR/suite/release/permeable-loadgen
 
 WORK=$(mktemp -d /tmp/permeable-instructions.XXXXXX)
+python3 "$SUITE/posts.py" "$WORK"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -83,6 +87,14 @@ else
 ca: { cert: \"$WORK/gwca/ca.crt\", key: \"$WORK/gwca/ca.key\" }"
   tls_upstream="  ca_file: \"$WORK/ca.crt\""
 fi
+RULES_DIR=$ROOT/rules
+if [ "${RULES:-}" = empty ]; then
+  # The same catalogue, no rules: nothing is inspected.
+  RULES_DIR=$WORK/rules-empty
+  mkdir -p "$RULES_DIR/detectors"
+  cp -r "$ROOT/rules/sites" "$RULES_DIR/sites"
+  echo "rules: []" >"$RULES_DIR/policy.yaml"
+fi
 cat >"$WORK/permeable.yaml" <<EOF
 proxy:
   listen: ["127.0.0.1:$PROXY"]
@@ -91,7 +103,7 @@ transparent:
 $tls_listen
 admin:
   listen: "127.0.0.1:$ADMIN"
-rules: "$ROOT/rules"
+rules: "$RULES_DIR"
 state_dir: "$WORK/state"
 audit: { output: "off" }
 threads: 1
@@ -114,10 +126,14 @@ run() {
     "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600
     return
   fi
-  local proto=()
-  [ "$MODE" = https ] && proto=(--h1)
+  local proto=() url=https://x.com/
+  [ "$MODE" = h2 ] || proto=(--h1)
+  if [ "$MODE" = post ]; then
+    proto+=(-d "$WORK/post.json" -H "content-type: application/json")
+    url=https://x.com/i/api/graphql/abc123/CreateTweet
+  fi
   # From h2load's "requests: N total, N started, N done, N succeeded, N failed, ..." line.
-  h2load "${proto[@]}" -n "$1" -c "$C" -m 1 --connect-to="127.0.0.1:$TLS" https://x.com/ |
+  h2load "${proto[@]}" -n "$1" -c "$C" -m 1 --connect-to="127.0.0.1:$TLS" "$url" |
     awk '/^requests:/ {gsub(",", ""); printf "{\"ok\":%d,\"total\":%d}\n", $8, $2}'
 }
 run 2000 >/dev/null

@@ -60,10 +60,11 @@ static POLICY: LazyLock<Policy> = LazyLock::new(|| {
     Policy::from_files(&files, &EngineOptions::default()).expect("fuzz rules compile")
 });
 
-/// Printable text of bytes, anything else a space (as a site displaying them might).
+/// Printable text of bytes, line breaks kept, anything else a space (as a site displaying
+/// them might).
 fn printable(b: &[u8]) -> String {
     b.iter()
-        .map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { ' ' })
+        .map(|&c| if (0x20..0x7f).contains(&c) || c == b'\n' { c as char } else { ' ' })
         .collect()
 }
 

@@ -337,6 +337,8 @@ fn param_fields(
 /// parts, files). What the safety net scans, and what `permeable scan` shows.
 /// The field [`all_fields`] gathers every parameter and member name into, one per line.
 pub const NAMES_FIELD: &str = "(names)";
+/// The field holding the request's percent-decoded path, which the safety net scans.
+pub const PATH_FIELD: &str = "(path)";
 
 pub fn all_fields(inputs: &Inputs<'_>) -> Vec<Field> {
     let mut out = Vec::new();
@@ -401,8 +403,13 @@ pub fn all_fields(inputs: &Inputs<'_>) -> Vec<Field> {
         .flat_map(|f| f.name.rsplit('/').next().map(str::to_string))
         .collect();
     names.extend(nested.iter().map(String::as_str));
-    names.sort_unstable();
-    names.dedup();
+    // In the order met: the same request shape gives the same text, whose scan is
+    // remembered. Many names (arrays of objects) are kept once each.
+    if names.len() > 64 {
+        let mut seen: foldhash::HashSet<&str> =
+            foldhash::HashSet::with_capacity_and_hasher(names.len(), Default::default());
+        names.retain(|n| seen.insert(n));
+    }
     if !names.is_empty() {
         out.push(Field {
             name: NAMES_FIELD.into(),
@@ -450,28 +457,32 @@ fn param_all(
     }
 }
 
-/// Raw bytes as text: bytes that are not printable ASCII, and the ranges in `holes`, become
-/// spaces (offsets stay those of the bytes). Strings inside protobuf and other binary
-/// formats are plain ASCII, so secrets in them are still found.
+/// Raw bytes as text, offsets those of the bytes: what is UTF-8 is read as such (a site
+/// decoding the bytes leniently reads the letters around a word: `@ҌoBLUEHERON` is a
+/// mention), each byte that is not, each control byte and the ranges in `holes` is a space.
+/// The detectors also read the text with every non-ASCII character as spaces, so strings
+/// inside protobuf and other binary formats, plain ASCII, are found either way.
 pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
-    let mut bytes: Vec<u8> = raw
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t' {
-                b
-            } else {
-                b' '
-            }
-        })
-        .collect();
+    let mut bytes = raw.to_vec();
     for &(start, end) in holes {
         if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
             hole.fill(b' ');
         }
     }
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() && c != '\n' && c != '\t' {
+                text.extend(std::iter::repeat_n(' ', c.len_utf8()));
+            } else {
+                text.push(c);
+            }
+        }
+        text.extend(std::iter::repeat_n(' ', chunk.invalid().len()));
+    }
     Field {
         name: name.into(),
-        text: String::from_utf8_lossy(&bytes).into_owned(),
+        text,
         loc: FieldLoc::Other(name.into()),
         rewritable: false,
         whole_document: true,
@@ -519,6 +530,16 @@ pub fn raw_span(inputs: &Inputs<'_>, loc: &FieldLoc) -> Option<(Source, usize, u
 mod tests {
     use super::*;
     use crate::engine::decode::{decode_body, parse_form, parse_pointer};
+
+    #[test]
+    fn raw_text_keeps_offsets_and_what_is_utf8() {
+        let raw = b"a\xffb\x01@\xd2\x8coBLUEHERON\n\xe2\x80";
+        let f = raw_text("body (raw)", raw, &[(1, 2)]);
+        assert_eq!(f.text, "a b @\u{48c}oBLUEHERON\n  ");
+        assert_eq!(f.text.len(), raw.len());
+        let holed = raw_text("body (raw)", raw, &[(5, 7)]);
+        assert_eq!(holed.text, "a b @  oBLUEHERON\n  ");
+    }
 
     fn texts(fields: &[Field]) -> Vec<&str> {
         fields.iter().map(|f| f.text.as_str()).collect()

@@ -8,6 +8,7 @@
 //! Guarantees on hostile input: no panic on any input; nesting is capped at
 //! [`MAX_JSON_DEPTH`]; work is linear in the input.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::keys::key_matches;
@@ -150,25 +151,31 @@ pub type Selected<'a> = (String, Vec<String>, &'a JsonNode);
 /// written with that name in any spelling [`key_matches`] accepts (repeated keys included).
 pub fn select<'a>(root: &'a JsonNode, segs: &[PtrSeg]) -> Vec<Selected<'a>> {
     let mut out = Vec::new();
-    select_into(root, segs, &mut String::new(), &mut Vec::new(), &mut out);
+    let (mut name, mut path) = (String::with_capacity(64), Vec::with_capacity(8));
+    select_into(root, segs, &mut name, &mut path, &mut out);
     out
+}
+
+/// The path stack as the owned path of a node reached.
+fn owned(path: &[Cow<'_, str>]) -> Vec<String> {
+    path.iter().map(|k| k.to_string()).collect()
 }
 
 /// Steps the pointer and path stacks into member or element `key`; returns the pointer's
 /// length before, for [`step_out`].
-fn step_in(name: &mut String, path: &mut Vec<String>, key: &str) -> usize {
+fn step_in<'a>(name: &mut String, path: &mut Vec<Cow<'a, str>>, key: Cow<'a, str>) -> usize {
     let len = name.len();
     name.push('/');
     if key.contains(['~', '/']) {
-        name.push_str(&escape_pointer_key(key));
+        name.push_str(&escape_pointer_key(&key));
     } else {
-        name.push_str(key);
+        name.push_str(&key);
     }
-    path.push(key.to_string());
+    path.push(key);
     len
 }
 
-fn step_out(name: &mut String, path: &mut Vec<String>, len: usize) {
+fn step_out(name: &mut String, path: &mut Vec<Cow<'_, str>>, len: usize) {
     path.pop();
     name.truncate(len);
 }
@@ -178,14 +185,17 @@ fn select_into<'a>(
     node: &'a JsonNode,
     segs: &[PtrSeg],
     name: &mut String,
-    path: &mut Vec<String>,
+    path: &mut Vec<Cow<'a, str>>,
     out: &mut Vec<Selected<'a>>,
 ) {
     let Some((first, rest)) = segs.split_first() else {
-        out.push((name.clone(), path.clone(), node));
+        out.push((name.clone(), owned(path), node));
         return;
     };
-    let mut visit = |key: &str, child: &'a JsonNode, name: &mut String, path: &mut Vec<String>| {
+    let mut visit = |key: Cow<'a, str>,
+                     child: &'a JsonNode,
+                     name: &mut String,
+                     path: &mut Vec<Cow<'a, str>>| {
         let len = step_in(name, path, key);
         select_into(child, rest, name, path, out);
         step_out(name, path, len);
@@ -196,18 +206,18 @@ fn select_into<'a>(
                 if matches!(first, PtrSeg::Any)
                     || matches!(first, PtrSeg::Key(want) if key_matches(want, k))
                 {
-                    visit(k, v, name, path);
+                    visit(Cow::Borrowed(k), v, name, path);
                 }
             }
         }
         (JsonKind::Array(items), PtrSeg::Any) => {
             for (i, v) in items.iter().enumerate() {
-                visit(&i.to_string(), v, name, path);
+                visit(Cow::Owned(i.to_string()), v, name, path);
             }
         }
         (JsonKind::Array(items), PtrSeg::Key(k)) => {
             if let Some(v) = k.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                visit(k, v, name, path);
+                visit(Cow::Owned(k.clone()), v, name, path);
             }
         }
         _ => {}
@@ -218,14 +228,16 @@ fn select_into<'a>(
 /// `numbers` the number leaves too, each with its concrete pointer, path and span.
 pub fn scalar_leaves<'a>(
     node: &'a JsonNode,
-    name: &str,
+    name_prefix: &str,
     path: Vec<String>,
     numbers: bool,
     out: &mut Vec<(String, Vec<String>, &'a JsonNode)>,
 ) {
-    let mut name = name.to_string();
-    let mut path = path;
-    leaves_into(node, &mut name, &mut path, numbers, out);
+    let mut name = String::with_capacity(name_prefix.len() + 64);
+    name.push_str(name_prefix);
+    let mut stack: Vec<Cow<'a, str>> = Vec::with_capacity(path.len() + 8);
+    stack.extend(path.into_iter().map(Cow::Owned));
+    leaves_into(node, &mut name, &mut stack, numbers, out);
 }
 
 /// [`scalar_leaves`] with the pointer and path as stacks: only a leaf makes copies of them,
@@ -233,7 +245,7 @@ pub fn scalar_leaves<'a>(
 fn leaves_into<'a>(
     node: &'a JsonNode,
     name: &mut String,
-    path: &mut Vec<String>,
+    path: &mut Vec<Cow<'a, str>>,
     numbers: bool,
     out: &mut Vec<(String, Vec<String>, &'a JsonNode)>,
 ) {
@@ -243,14 +255,14 @@ fn leaves_into<'a>(
         _ => false,
     };
     match &node.kind {
-        JsonKind::Str(_) => out.push((name.clone(), path.clone(), node)),
-        JsonKind::Num if numbers => out.push((name.clone(), path.clone(), node)),
+        JsonKind::Str(_) => out.push((name.clone(), owned(path), node)),
+        JsonKind::Num if numbers => out.push((name.clone(), owned(path), node)),
         JsonKind::Object(members) => {
             for (k, v) in members {
                 if leafless(v) {
                     continue;
                 }
-                let len = step_in(name, path, k);
+                let len = step_in(name, path, Cow::Borrowed(k));
                 leaves_into(v, name, path, numbers, out);
                 step_out(name, path, len);
             }
@@ -260,7 +272,7 @@ fn leaves_into<'a>(
                 if leafless(v) {
                     continue;
                 }
-                let len = step_in(name, path, &i.to_string());
+                let len = step_in(name, path, Cow::Owned(i.to_string()));
                 leaves_into(v, name, path, numbers, out);
                 step_out(name, path, len);
             }

@@ -1342,7 +1342,7 @@ pub fn compile(files: &[SourceFile], opts: &EngineOptions) -> Result<Policy, Rul
         rules,
         opts: opts.clone(),
         bodiless: Default::default(),
-        name_scans: Default::default(),
+        remembered_scans: Default::default(),
     })
 }
 

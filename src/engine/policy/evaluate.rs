@@ -260,10 +260,12 @@ fn scan_fields(
     out: &mut Vec<(usize, crate::engine::detect::Match)>,
 ) {
     for (i, f) in fields.iter().enumerate() {
-        let names = matches!(&f.loc, FieldLoc::Other(n) if n == decode::fields::NAMES_FIELD);
+        // Names and paths come again request after request: their scans are remembered.
+        let again = matches!(&f.loc, FieldLoc::Other(n)
+            if n == decode::fields::NAMES_FIELD || n == decode::fields::PATH_FIELD);
         let (remembered, fresh);
-        let found: &[crate::engine::detect::Match] = if names {
-            remembered = policy.scan_names(&f.text);
+        let found: &[crate::engine::detect::Match] = if again {
+            remembered = policy.scan_remembered(&f.text);
             &remembered
         } else {
             fresh = policy.detectors.scan(&f.text);
@@ -779,7 +781,7 @@ fn inspect(
         } else {
             shape_fields(site, view, &reading.matched, &inputs)
         };
-        let mut seen: std::collections::HashSet<FieldLoc> = Default::default();
+        let mut seen: foldhash::HashSet<FieldLoc> = Default::default();
         for f in named.chain(shaped) {
             if seen.insert(f.loc.clone()) {
                 fields.push(f);
@@ -804,13 +806,13 @@ fn inspect(
     let content_fields = fields.len();
     let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
     if net_scans {
-        safety_net_fields(site, &inputs, reading.decoded, wire, &mut fields);
+        safety_net_fields(site, head, &inputs, reading.decoded, wire, &mut fields);
         // The path carries words too (a hashtag followed, a list renamed by URL).
         let path = percent_encoding::percent_decode_str(head.path_only()).decode_utf8_lossy();
         fields.push(Field {
-            name: "(path)".into(),
+            name: decode::fields::PATH_FIELD.into(),
             text: path.into_owned(),
-            loc: FieldLoc::Other("(path)".into()),
+            loc: FieldLoc::Other(decode::fields::PATH_FIELD.into()),
             rewritable: false,
             whole_document: true,
         });
@@ -1053,19 +1055,43 @@ fn unreadable_content(
 /// pictures, sound and video.
 fn safety_net_fields(
     site: &Site,
+    head: &RequestHead,
     inputs: &Inputs<'_>,
     decoded: Option<&DecodedBody>,
     wire: Option<&[u8]>,
     fields: &mut Vec<Field>,
 ) {
     let noise = decode::extract_fields(inputs, &site.noise);
-    let known: std::collections::HashSet<&FieldLoc> =
-        fields.iter().chain(&noise).map(|f| &f.loc).collect();
+    // What is already read: usually a few content and noise fields, compared one by one;
+    // hashed when there are many (a form of thousands of fields).
+    let known: Vec<&FieldLoc> = fields.iter().chain(&noise).map(|f| &f.loc).collect();
+    let hashed: Option<foldhash::HashSet<&FieldLoc>> =
+        (known.len() > 16).then(|| known.iter().copied().collect());
+    let read = |loc: &FieldLoc| match &hashed {
+        Some(set) => set.contains(loc),
+        None => known.contains(&loc),
+    };
     let more: Vec<Field> = decode::all_fields(inputs)
         .into_iter()
-        .filter(|f| !known.contains(&f.loc))
+        .filter(|f| !read(&f.loc))
         .collect();
     fields.extend(more);
+    // Escapes read as written (see the body's below): the target, noise parameters left out.
+    if head.path.contains('%') {
+        let at = head.path_only().len() + 1;
+        let holes: Vec<(usize, usize)> = noise
+            .iter()
+            .filter_map(|f| match decode::fields::raw_span(inputs, &f.loc) {
+                Some((decode::Source::Query, start, end)) => Some((at + start, at + end)),
+                _ => None,
+            })
+            .collect();
+        fields.push(decode::fields::raw_text(
+            "(target as written)",
+            head.path.as_bytes(),
+            &holes,
+        ));
+    }
     let raw = match decoded {
         Some(d) if matches!(d.kind, BodyKind::Multipart(_) | BodyKind::Binary) => {
             if decode::is_media_type(&decode::MediaType::parse(&d.content_type).essence) {
@@ -1073,6 +1099,11 @@ fn safety_net_fields(
             }
             &d.raw[..]
         }
+        // A body whose escapes (`%39`, `\u0039`) a reader of the bytes as written sees
+        // differently from the decoded values: `BLUEHERON4%39…` shows the codename with a
+        // version suffix where the decoded `BLUEHERON49…` is one longer word. Read as
+        // written too.
+        Some(d) if memchr::memchr2(b'%', b'\\', &d.raw).is_some() => &d.raw[..],
         Some(_) => return,
         None => match wire {
             Some(bytes) if !bytes.is_empty() => bytes,
@@ -1360,7 +1391,48 @@ mod tests {
     }
 
     #[test]
-    fn remembered_name_scans_decide_as_fresh_ones() {
+    fn escapes_are_also_read_as_written() {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
+        // `BLUEHERON4` then an escaped digit: decoded, one longer word; as written, the
+        // codename with a version suffix.
+        let json = tweet_head(&[]);
+        let escaped = br#"{"variables":{"tweet_text":"hi","note":"BLUEHERON4\u0039x"}}"#;
+        let plain = br#"{"variables":{"tweet_text":"hi","note":"BLUEHERON49x"}}"#;
+        let form = RequestHead {
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            path: "/1.1/statuses/update.json".into(),
+            ..json.clone()
+        };
+        let query = RequestHead {
+            path: "/1.1/favorites/create.json?id=1&note=BLUEHERON4%39x".into(),
+            headers: vec![],
+            ..json.clone()
+        };
+        for (head, body) in [
+            (&json, &escaped[..]),
+            (&form, &b"status=hi&note=BLUEHERON4%39x"[..]),
+            (&query, &b""[..]),
+        ] {
+            let d = policy.decide(head, &policy.classify(head), Some(body));
+            assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+            assert!(
+                d.trace
+                    .iter()
+                    .any(|t| t.contains("as written") || t.contains("(raw)")),
+                "{:?}",
+                d.trace
+            );
+        }
+        let d = policy.decide(&json, &policy.classify(&json), Some(plain));
+        assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
+    }
+
+    #[test]
+    fn remembered_scans_decide_as_fresh_ones() {
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
         let head = tweet_head(&[]);
@@ -1373,7 +1445,7 @@ mod tests {
             let d = policy.decide(&head, &policy.classify(&head), Some(clean));
             assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
         }
-        assert_eq!(policy.name_scans.read().len(), 2);
+        assert_eq!(policy.remembered_scans.read().len(), 3);
     }
 
     #[test]

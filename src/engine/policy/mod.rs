@@ -292,7 +292,7 @@ const BODILESS_GROUPS: usize = 64;
 
 /// What the detectors found in texts the safety net sees again and again: the member and
 /// parameter names of a request (a web client sends the same dozens of feature flags with
-/// every call). Bounded: emptied when full.
+/// every call) and its path. Bounded: emptied when full.
 pub(crate) type RememberedScans = foldhash::HashMap<Box<str>, Arc<[crate::engine::detect::Match]>>;
 
 /// Bounds on the remembered scans: texts, and the length of one.
@@ -310,8 +310,8 @@ pub struct Policy {
     /// Decisions on requests without a body, remembered: they depend only on the site, what
     /// its activities said of the head, and the group (see [`Policy::decide_untraced`]).
     pub(crate) bodiless: parking_lot::RwLock<BodilessDecisions>,
-    /// Scans of names, remembered (see [`Policy::scan_names`]).
-    pub(crate) name_scans: parking_lot::RwLock<RememberedScans>,
+    /// Scans of names and paths, remembered (see [`Policy::scan_remembered`]).
+    pub(crate) remembered_scans: parking_lot::RwLock<RememberedScans>,
     pub(crate) detectors: Detectors,
     pub(crate) rules: Vec<compile::Rule>,
     /// By detector index: whether the safety net runs it (its category or id is named by a
@@ -332,18 +332,18 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// The detectors' matches in the names field of a request, remembered: the same names
-    /// come with request after request, and a scan is a pure function of the text and this
+    /// The detectors' matches in the names or the path of a request, remembered: the same
+    /// ones come with request after request, and a scan is a pure function of the text and this
     /// (immutable) rule set.
-    pub(crate) fn scan_names(&self, text: &str) -> Arc<[crate::engine::detect::Match]> {
+    pub(crate) fn scan_remembered(&self, text: &str) -> Arc<[crate::engine::detect::Match]> {
         if text.len() > REMEMBERED_SCAN_LEN {
             return self.detectors.scan(text).into();
         }
-        if let Some(found) = self.name_scans.read().get(text) {
+        if let Some(found) = self.remembered_scans.read().get(text) {
             return found.clone();
         }
         let found: Arc<[crate::engine::detect::Match]> = self.detectors.scan(text).into();
-        let mut memo = self.name_scans.write();
+        let mut memo = self.remembered_scans.write();
         if memo.len() >= REMEMBERED_SCANS {
             memo.clear();
         }
