@@ -1076,16 +1076,21 @@ fn safety_net_fields(
         .filter(|f| !read(&f.loc))
         .collect();
     fields.extend(more);
-    // Escapes read as written (see the body's below): the target, noise parameters left out.
-    if head.path.contains('%') {
-        let at = head.path_only().len() + 1;
-        let holes: Vec<(usize, usize)> = noise
+    // Where the noise is in the query (`query`) or in the body, for the raw readings below:
+    // spans shifted by `at`.
+    let noise_holes = |query: bool, at: usize| -> Vec<(usize, usize)> {
+        noise
             .iter()
-            .filter_map(|f| match decode::fields::raw_span(inputs, &f.loc) {
-                Some((decode::Source::Query, start, end)) => Some((at + start, at + end)),
+            .filter_map(|f| match decode::fields::raw_span(inputs, &f.loc)? {
+                (decode::Source::Query, start, end) if query => Some((at + start, at + end)),
+                (decode::Source::Body(_), start, end) if !query => Some((at + start, at + end)),
                 _ => None,
             })
-            .collect();
+            .collect()
+    };
+    // Escapes read as written (see the body's below): the target, noise parameters left out.
+    if head.path.contains('%') {
+        let holes = noise_holes(true, head.path_only().len() + 1);
         fields.push(decode::fields::raw_text(
             "(target as written)",
             head.path.as_bytes(),
@@ -1110,13 +1115,7 @@ fn safety_net_fields(
             _ => return,
         },
     };
-    let mut holes: Vec<(usize, usize)> = noise
-        .iter()
-        .filter_map(|f| match decode::fields::raw_span(inputs, &f.loc) {
-            Some((decode::Source::Body(_), start, end)) => Some((start, end)),
-            _ => None,
-        })
-        .collect();
+    let mut holes = noise_holes(false, 0);
     if let Some(BodyKind::Multipart(parts)) = decoded.map(|d| &d.kind) {
         holes.extend(
             parts
@@ -1429,6 +1428,35 @@ mod tests {
         }
         let d = policy.decide(&json, &policy.classify(&json), Some(plain));
         assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
+    }
+
+    #[test]
+    fn site_noise_is_left_out_of_the_target_as_written() {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
+        // YouTube's web client sends its API key in the query: noise, also when the target
+        // holds an escape and is read as written.
+        let like = |extra: &str| {
+            RequestHead {
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "www.youtube.com".into(),
+            path: format!(
+                "/youtubei/v1/like/like?key=AIzaKFHhf42XVTzxhTvzxbBwFHp2N5c3nj-s26G&prettyPrint=false&{extra}"
+            ),
+            headers: vec![("content-type".into(), "application/json".into())],
+            ..Default::default()
+        }
+        };
+        let body = br#"{"target":{"videoId":"AlZoQi1BsMF"}}"#;
+        for (extra, want) in [
+            ("q=caf%C3%A9", Action::Allow),
+            ("q=BLUEHERON4%39x", Action::Block),
+        ] {
+            let head = like(extra);
+            let d = policy.decide(&head, &policy.classify(&head), Some(body));
+            assert_eq!(d.action, want, "{extra}: {:?}", d.trace);
+        }
     }
 
     #[test]
