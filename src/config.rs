@@ -204,6 +204,9 @@ pub struct UpstreamConfig {
     pub nameservers: Vec<SocketAddr>,
     /// Time a name lookup may take before the request is answered 504.
     pub dns_timeout_ms: u64,
+    /// How long the system resolver's answers are kept (it gives no TTL); 0: asked for
+    /// every request. Answers from `nameservers` are kept for their own TTL.
+    pub dns_cache_seconds: u64,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
     /// Offer HTTP/2 to sites over TLS, to requests that came over HTTP/2 (requests from
@@ -219,6 +222,7 @@ impl Default for UpstreamConfig {
             allow_private: Vec::new(),
             nameservers: Vec::new(),
             dns_timeout_ms: 5_000,
+            dns_cache_seconds: 30,
             connect_timeout_ms: 10_000,
             read_timeout_ms: 60_000,
             http2: true,

@@ -283,7 +283,8 @@ fn shared_state(
             &config.upstream.allow_private,
             Duration::from_millis(config.upstream.dns_timeout_ms),
         )
-        .with_nameservers(&config.upstream.nameservers),
+        .with_nameservers(&config.upstream.nameservers)
+        .with_system_cache(Duration::from_secs(config.upstream.dns_cache_seconds)),
         tls: tls::interception_server_config(leaves),
         connections: Arc::new(Connections::default()),
         in_flight: Arc::new(InFlight::default()),

@@ -4,12 +4,16 @@
 //!
 //! Names are resolved by the system resolver (`getaddrinfo` on a blocking thread) unless
 //! `upstream.nameservers` is set; then the gateway asks those servers itself, without
-//! blocking a thread per lookup, and caches answers for their TTL. Either way a lookup has
-//! `upstream.dns_timeout_ms` to finish.
+//! blocking a thread per lookup, and caches answers for their TTL. The system resolver
+//! gives no TTL: its answers are kept for `upstream.dns_cache_seconds` (30 s by default; 0
+//! asks it for every request), so that a request to a known site does not wait on a lookup.
+//! Either way a lookup has `upstream.dns_timeout_ms` to finish, failures are not kept, and
+//! every address, cached or fresh, is checked against the private ranges when it is used.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
@@ -53,6 +57,48 @@ pub struct Resolver {
     timeout: Duration,
     /// Set when `upstream.nameservers` names the servers to ask.
     servers: Option<TokioResolver>,
+    /// The system resolver's answers, when they are kept (shared by every clone).
+    system_cache: Option<Arc<SystemCache>>,
+}
+
+/// Names the system resolver's answers are kept for at most; a full cache first drops what
+/// has expired, then everything (a burst of new names costs lookups, never memory).
+const SYSTEM_CACHE_ENTRIES: usize = 4096;
+
+/// A kept answer: when it was made, and the addresses.
+type Kept = (Instant, Arc<[IpAddr]>);
+
+/// The system resolver's answers by host.
+struct SystemCache {
+    ttl: Duration,
+    entries: parking_lot::Mutex<foldhash::HashMap<String, Kept>>,
+}
+
+impl SystemCache {
+    fn new(ttl: Duration) -> SystemCache {
+        SystemCache {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    /// The addresses of `host` when an answer younger than the TTL is kept.
+    fn get(&self, host: &str, now: Instant) -> Option<Arc<[IpAddr]>> {
+        let entries = self.entries.lock();
+        let (at, ips) = entries.get(host)?;
+        (now.saturating_duration_since(*at) < self.ttl).then(|| ips.clone())
+    }
+
+    fn put(&self, host: &str, ips: Arc<[IpAddr]>, now: Instant) {
+        let mut entries = self.entries.lock();
+        if entries.len() >= SYSTEM_CACHE_ENTRIES && !entries.contains_key(host) {
+            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
+            if entries.len() >= SYSTEM_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(host.to_string(), (now, ips));
+    }
 }
 
 impl std::fmt::Debug for Resolver {
@@ -62,6 +108,7 @@ impl std::fmt::Debug for Resolver {
             .field("allow_private", &self.allow_private)
             .field("timeout", &self.timeout)
             .field("nameservers", &self.servers.is_some())
+            .field("system_cache", &self.system_cache.as_ref().map(|c| c.ttl))
             .finish()
     }
 }
@@ -86,7 +133,14 @@ impl Resolver {
             allow_private: allow_private.to_vec(),
             timeout,
             servers: None,
+            system_cache: None,
         }
+    }
+
+    /// Keep the system resolver's answers for `ttl` (zero: ask it for every request).
+    pub fn with_system_cache(mut self, ttl: Duration) -> Resolver {
+        self.system_cache = (!ttl.is_zero()).then(|| Arc::new(SystemCache::new(ttl)));
+        self
     }
 
     /// Ask these DNS servers (UDP, and TCP for truncated answers) instead of the system
@@ -120,12 +174,24 @@ impl Resolver {
     async fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
         match &self.servers {
             None => {
+                let cache = self.system_cache.as_deref();
+                if let Some(ips) = cache.and_then(|c| c.get(host, Instant::now())) {
+                    return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
+                }
                 let lookup = tokio::net::lookup_host((host.to_string(), port));
-                Ok(tokio::time::timeout(self.timeout, lookup)
+                let addrs: Vec<SocketAddr> = tokio::time::timeout(self.timeout, lookup)
                     .await
                     .map_err(|_| ResolveError::Timeout)?
                     .map_err(|e| ResolveError::NotFound(e.to_string()))?
-                    .collect())
+                    .collect();
+                if let Some(c) = cache.filter(|_| !addrs.is_empty()) {
+                    c.put(
+                        host,
+                        addrs.iter().map(SocketAddr::ip).collect(),
+                        Instant::now(),
+                    );
+                }
+                Ok(addrs)
             }
             Some(servers) => {
                 // A trailing dot makes the name absolute: no search domains are tried.
@@ -359,5 +425,73 @@ mod tests {
             Duration::from_secs(2),
         );
         assert!(r.resolve("127.0.0.1", 443).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn system_answers_are_kept_for_their_time_and_checked_at_each_use() {
+        let none = BTreeMap::new();
+        let local = ["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let r = Resolver::new(&none, &local, Duration::from_secs(2))
+            .with_system_cache(Duration::from_secs(30));
+        let cache = r.system_cache.clone().unwrap();
+        // A real lookup (`/etc/hosts`) is kept, for any port.
+        let first = r.resolve("localhost", 80).await.unwrap();
+        assert!(first.ip().is_loopback());
+        assert!(cache.get("localhost", Instant::now()).is_some());
+        assert_eq!(r.resolve("localhost", 8080).await.unwrap().port(), 8080);
+        // A kept answer is used without asking: this name exists nowhere else.
+        let name = "kept.permeable.invalid";
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        cache.put(name, Arc::from(vec![ip]), Instant::now());
+        assert_eq!(
+            r.resolve(name, 443).await.unwrap(),
+            SocketAddr::new(ip, 443)
+        );
+        // Every clone shares the cache.
+        assert_eq!(r.clone().resolve(name, 443).await.unwrap().ip(), ip);
+        // The private ranges apply to kept answers too.
+        let strict = Resolver {
+            allow_private: Vec::new(),
+            ..r.clone()
+        };
+        assert!(matches!(
+            strict.resolve(name, 443).await,
+            Err(ResolveError::Private(_))
+        ));
+        // An expired answer is asked again (and this name has none).
+        let old = Instant::now() - Duration::from_secs(31);
+        cache.put(name, Arc::from(vec![ip]), old);
+        assert!(matches!(
+            r.resolve(name, 443).await,
+            Err(ResolveError::NotFound(_))
+        ));
+        // A failure is not kept; without a cache every request asks.
+        assert!(cache.get(name, Instant::now()).is_none());
+        let uncached =
+            Resolver::new(&none, &local, Duration::from_secs(2)).with_system_cache(Duration::ZERO);
+        assert!(uncached.system_cache.is_none());
+    }
+
+    #[test]
+    fn a_full_system_cache_drops_what_expired_then_everything() {
+        let cache = SystemCache::new(Duration::from_secs(30));
+        let ip: Arc<[IpAddr]> = Arc::from(vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        let now = Instant::now();
+        let old = now - Duration::from_secs(60);
+        for i in 0..SYSTEM_CACHE_ENTRIES {
+            let at = if i % 2 == 0 { old } else { now };
+            cache.put(&format!("h{i}.example"), ip.clone(), at);
+        }
+        cache.put("new.example", ip.clone(), now);
+        assert_eq!(cache.entries.lock().len(), SYSTEM_CACHE_ENTRIES / 2 + 1);
+        assert!(cache.get("h1.example", now).is_some());
+        assert!(cache.get("h0.example", now).is_none());
+        for i in 0..SYSTEM_CACHE_ENTRIES {
+            cache.put(&format!("n{i}.example"), ip.clone(), now);
+        }
+        assert!(cache.entries.lock().len() <= SYSTEM_CACHE_ENTRIES);
+        assert!(cache
+            .get(&format!("n{}.example", SYSTEM_CACHE_ENTRIES - 1), now)
+            .is_some());
     }
 }

@@ -50,13 +50,8 @@ LOADGEN=$TARGET_DIR/suite/release/permeable-loadgen
 
 WORK=$(mktemp -d /tmp/permeable-instructions.XXXXXX)
 python3 "$SUITE/posts.py" "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/suite/processes.sh
+source "$SUITE/processes.sh"
 UP=$(port)
 HTTP=$(port)
 TLS=$(port)
@@ -117,10 +112,7 @@ valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/cal
   "$PERMEABLE" run --config "$WORK/permeable.yaml" 2>"$WORK/valgrind.log" >/dev/null &
 GW=$!
 PIDS+=("$GW")
-for _ in $(seq 1 600); do
-  curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+wait_ready "$ADMIN" 600 0.2 || true
 run() {
   if [ "$MODE" = http ]; then
     "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600
