@@ -33,6 +33,7 @@ const REDACTED: &[&str] = &[
 /// Default-ignorable characters people's text carries.
 const INVISIBLE: &[char] = &[
     '\u{200B}', '\u{200C}', '\u{200D}', '\u{00AD}', '\u{2060}', '\u{FEFF}', '\u{FE0F}', '\u{034F}',
+    '\0', '\u{7}', '\u{7F}', '\u{9B}',
 ];
 
 /// A value one of the shipped detectors reports, and its category.

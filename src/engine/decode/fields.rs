@@ -459,9 +459,11 @@ fn param_all(
 
 /// Raw bytes as text, offsets those of the bytes: what is UTF-8 is read as such (a site
 /// decoding the bytes leniently reads the letters around a word: `@ҌoBLUEHERON` is a
-/// mention), each byte that is not, each control byte and the ranges in `holes` is a space.
-/// The detectors also read the text with every non-ASCII character as spaces, so strings
-/// inside protobuf and other binary formats, plain ASCII, are found either way.
+/// mention), controls included; each byte that is not UTF-8 and the ranges in `holes` is a
+/// space. The detectors read the text twice: on its matching view, where the controls a
+/// page does not show are gone (`BLUEHERO\0N`), and with every non-ASCII character and
+/// such control as a space, so strings inside protobuf and other binary formats, plain
+/// ASCII between tag and length bytes, are found either way.
 pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
     let mut bytes = raw.to_vec();
     for &(start, end) in holes {
@@ -471,13 +473,7 @@ pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
     }
     let mut text = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() && c != '\n' && c != '\t' {
-                text.extend(std::iter::repeat_n(' ', c.len_utf8()));
-            } else {
-                text.push(c);
-            }
-        }
+        text.push_str(chunk.valid());
         text.extend(std::iter::repeat_n(' ', chunk.invalid().len()));
     }
     Field {
@@ -535,10 +531,10 @@ mod tests {
     fn raw_text_keeps_offsets_and_what_is_utf8() {
         let raw = b"a\xffb\x01@\xd2\x8coBLUEHERON\n\xe2\x80";
         let f = raw_text("body (raw)", raw, &[(1, 2)]);
-        assert_eq!(f.text, "a b @\u{48c}oBLUEHERON\n  ");
+        assert_eq!(f.text, "a b\u{1}@\u{48c}oBLUEHERON\n  ");
         assert_eq!(f.text.len(), raw.len());
         let holed = raw_text("body (raw)", raw, &[(5, 7)]);
-        assert_eq!(holed.text, "a b @  oBLUEHERON\n  ");
+        assert_eq!(holed.text, "a b\u{1}@  oBLUEHERON\n  ");
     }
 
     fn texts(fields: &[Field]) -> Vec<&str> {

@@ -299,12 +299,13 @@ pub fn member_names<'a>(node: &'a JsonNode, out: &mut Vec<&'a str>) {
     }
 }
 
-/// Parses JSON, keeping spans. The whole input must be one value (whitespace around).
+/// Parses JSON, keeping spans. The whole input must be one value (whitespace around), after
+/// an optional byte-order mark, which RFC 8259 lets a parser ignore and Jackson and .NET do.
 pub fn parse_json(src: &str) -> Result<JsonNode, JsonError> {
     let mut p = JsonParser {
         b: src.as_bytes(),
         src,
-        i: 0,
+        i: if src.starts_with('\u{FEFF}') { 3 } else { 0 },
     };
     p.ws();
     let v = p.value(0)?;

@@ -211,11 +211,21 @@ enum Reading {
     Ascii,
 }
 
-/// The text with each non-ASCII byte read as a space: same length, same offsets.
+/// The text with each non-ASCII byte and each control the matching view removes read as a
+/// space: same length, same offsets.
 fn ascii_reading(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii() { b as char } else { ' ' })
-        .collect()
+    let bytes: Vec<u8> = text
+        .bytes()
+        .map(|b| {
+            if b.is_ascii() && !view::is_hidden_control_byte(b) {
+                b
+            } else {
+                b' '
+            }
+        })
+        .collect();
+    // Every byte is ASCII by construction.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Of the matches of one detector that overlap, keeps the longest, then the earliest.
@@ -392,7 +402,7 @@ impl Detectors {
                 };
                 let (how, view_text) = match r.reading {
                     Reading::Ascii => (
-                        format!("{how}; read with its non-ASCII characters as spaces"),
+                        format!("{how}; read with its non-ASCII characters and controls as spaces"),
                         ascii.as_deref().and_then(|a| a.get(start..end)),
                     ),
                     Reading::View(s, e) => {
@@ -420,11 +430,12 @@ impl Detectors {
     }
 
     /// Every validated match in `text`'s offsets, read two ways: on its matching view, and
-    /// — when `text` holds non-ASCII characters — on its ASCII reading, where each of them
-    /// is a space. A display that cannot show a character shows what is around it apart
-    /// (`BLUEHERONÞ` reads as the codename where `Þ` is dropped), and a letter the matching
-    /// view makes ASCII (a full-width `Ｘ`) must not glue itself to a key it follows. Overlaps
-    /// of one detector are reduced across both readings.
+    /// — when `text` holds non-ASCII characters or controls the view removes — on its ASCII
+    /// reading, where each of them is a space. A display that cannot show a character shows
+    /// what is around it apart (`BLUEHERONÞ` reads as the codename where `Þ` is dropped), a
+    /// letter the matching view makes ASCII (a full-width `Ｘ`) must not glue itself to a key
+    /// it follows, and a control between a key and a word (a protobuf field's tag) must not
+    /// glue them once removed. Overlaps of one detector are reduced across both readings.
     fn scan_readings<'t>(&self, text: &'t str) -> (view::View<'t>, Vec<Read>) {
         let view = view::matching_view(text);
         let mut found: Vec<Read> = self
@@ -443,7 +454,7 @@ impl Detectors {
                 }
             })
             .collect();
-        if text.is_ascii() {
+        if text.is_ascii() && !view.changed() {
             return (view, found);
         }
         let ascii = ascii_reading(text);
@@ -808,5 +819,19 @@ mod tests {
         let m = d.scan(text);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(&text[m[0].start..m[0].end], "BLUEHERON");
+        // Controls the view removes: a term written through them is found on the view; a
+        // key between a protobuf field's tag bytes and the next field is found where they
+        // are read as spaces (removed, they would glue it to `ok`).
+        for (text, want) in [
+            (
+                "\n\u{14}AKIAZ3MHGQ7XW2KLT5PB\u{12}\u{2}ok",
+                "AKIAZ3MHGQ7XW2KLT5PB",
+            ),
+            ("B\0L\0U\0E\0H\0E\0R\0O\0N\0", "B\0L\0U\0E\0H\0E\0R\0O\0N"),
+        ] {
+            let m = d.scan(text);
+            assert_eq!(m.len(), 1, "{text:?}: {m:?}");
+            assert_eq!(&text[m[0].start..m[0].end], want, "{text:?}");
+        }
     }
 }

@@ -10,7 +10,10 @@
 //!   letters and digits; `４１１１` reads `4111`);
 //! - default-ignorable code points removed (Unicode's `Default_Ignorable_Code_Point`: U+200B
 //!   zero-width space, U+200C/U+200D joiners, U+00AD soft hyphen, U+2060 word joiner,
-//!   U+FEFF, U+FE00–U+FE0F variation selectors, bidirectional controls…);
+//!   U+FEFF, U+FE00–U+FE0F variation selectors, bidirectional controls…) and so are control
+//!   characters other than tab, line breaks, vertical tab and form feed (NUL, DEL, the C1
+//!   controls: a page shows none of them, so `B\0L\0U\0E` reads `BLUE`, as text in UTF-16
+//!   read byte by byte does);
 //! - every Unicode space read as a space (U+2028, U+2029 and U+0085 as a line break);
 //! - every Unicode dash and the minus sign read as `-`.
 //!
@@ -23,8 +26,8 @@
 //! them. Mapped spans always start and end on the text's char boundaries.
 //!
 //! # Cost
-//! An all-ASCII text is its own view: no copy, no map (the common case costs one
-//! `is_ascii` pass). Other texts are read once, char by char, with a table look-up per
+//! An all-ASCII text without controls is its own view: no copy, no map (the common case
+//! costs one pass that reads eight bytes at a time). Other texts are read once, char by char, with a table look-up per
 //! non-ASCII char; when nothing changed the view borrows the text again.
 //!
 //! # Look-alikes
@@ -227,6 +230,49 @@ pub fn is_default_ignorable(c: char) -> bool {
     DEFAULT_IGNORABLE.get(i).is_some_and(|&(lo, _)| lo <= c)
 }
 
+/// A control character a page does not show: C0 controls other than tab, line feed,
+/// vertical tab, form feed and carriage return; DEL; C1 controls other than U+0085 (a
+/// line break).
+fn is_hidden_control(c: char) -> bool {
+    matches!(c, '\0'..='\u{8}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{84}' | '\u{86}'..='\u{9F}')
+}
+
+/// Whether `b` is an ASCII control character the view removes.
+pub(crate) fn is_hidden_control_byte(b: u8) -> bool {
+    (b < 0x20 && !(0x09..=0x0D).contains(&b)) || b == 0x7F
+}
+
+/// Whether `b` is not a printable ASCII character (one compare for the common case).
+fn is_unusual_byte(b: u8) -> bool {
+    b.wrapping_sub(0x20) >= 0x5F
+}
+
+/// Whether `text` is ASCII without a control the view removes: its own view. Reads eight
+/// bytes at a time; only a word with a byte below `0x20` or equal to `0x7F` is looked at
+/// byte by byte (tabs and line breaks are such bytes, and stay).
+fn is_plain_ascii(text: &str) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let bytes = text.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if x & HIGH != 0 {
+            return false;
+        }
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let del = x ^ (ONES * 0x7F);
+        let is_del = del.wrapping_sub(ONES) & !del & HIGH;
+        if (below_space | is_del) != 0 && w.iter().any(|&b| is_hidden_control_byte(b)) {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b.is_ascii() && !is_hidden_control_byte(b))
+}
+
 /// Unicode dashes and the minus sign, read as `-`.
 fn is_dash(c: char) -> bool {
     matches!(
@@ -245,7 +291,7 @@ fn is_dash(c: char) -> bool {
 
 /// What a non-ASCII char is read as, when it is not read as itself under NFKC.
 fn simple_substitute(c: char) -> Option<&'static str> {
-    if is_default_ignorable(c) {
+    if is_default_ignorable(c) || is_hidden_control(c) {
         Some("")
     } else if matches!(c, '\u{2028}' | '\u{2029}' | '\u{0085}') {
         Some("\n")
@@ -305,7 +351,7 @@ pub fn canonical_value(value: &str) -> String {
 
 /// The matching view of `text` (see the module docs).
 pub fn matching_view(text: &str) -> View<'_> {
-    if text.is_ascii() {
+    if is_plain_ascii(text) {
         return View {
             text: Cow::Borrowed(text),
             map: None,
@@ -317,11 +363,17 @@ pub fn matching_view(text: &str) -> View<'_> {
     let mut seg = 0usize;
     let mut i = 0usize;
     while i < bytes.len() {
+        if is_unusual_byte(bytes[i]) && is_hidden_control_byte(bytes[i]) {
+            b.substitute(i, i + 1, "");
+            seg = i + 1;
+            i += 1;
+            continue;
+        }
         if bytes[i].is_ascii() {
             // Copy the ASCII run; its last char may start a segment with marks after it.
             let end = bytes[i..]
                 .iter()
-                .position(|b| !b.is_ascii())
+                .position(|&b| is_unusual_byte(b) && (!b.is_ascii() || is_hidden_control_byte(b)))
                 .map_or(bytes.len(), |n| i + n);
             b.out.push_str(&text[i..end]);
             seg = end - 1;
@@ -503,6 +555,43 @@ mod tests {
         let t = "\u{200B}4111\u{FEFF} x";
         let v = matching_view(t);
         assert_eq!(back(&v, t, "4111"), "4111");
+    }
+
+    #[test]
+    fn hidden_controls_are_invisible_and_layout_controls_stay() {
+        // Text in UTF-16 read byte by byte, and controls a page does not show.
+        let t = "B\0L\0U\0E\0H\0E\0R\0O\0N\0 x\u{7}y\u{7F}z\u{9B}w";
+        let v = matching_view(t);
+        assert_eq!(v.text, "BLUEHERON xyzw");
+        assert_eq!(back(&v, t, "BLUEHERON"), "B\0L\0U\0E\0H\0E\0R\0O\0N");
+        // All ASCII with a control: not its own view; in a non-ASCII text too.
+        let t = "4539\u{1}1488 0343 6467 café";
+        assert_eq!(matching_view(t).text, "45391488 0343 6467 café");
+        // Tabs, line breaks, vertical tabs and form feeds are layout: the text is its view.
+        for t in [
+            "a\tb\nc\rd\u{B}e\u{C}f",
+            "plain words, long enough for words of eight.",
+        ] {
+            let v = matching_view(t);
+            assert!(!v.changed() && v.text == t, "{t:?}");
+        }
+        for b in 0..=255u8 {
+            assert_eq!(
+                is_hidden_control_byte(b),
+                b.is_ascii() && is_hidden_control(b as char),
+                "{b:#x}"
+            );
+        }
+        // Every position of a control in the eight-byte words, and after them.
+        for len in 1..20 {
+            for at in 0..len {
+                let mut t = "x".repeat(len);
+                t.replace_range(at..at + 1, "\0");
+                assert_eq!(matching_view(&t).text, "x".repeat(len - 1), "{t:?}");
+                t.replace_range(at..at + 1, "\n");
+                assert!(!matching_view(&t).changed(), "{t:?}");
+            }
+        }
     }
 
     #[test]

@@ -1460,6 +1460,32 @@ mod tests {
     }
 
     #[test]
+    fn json_after_a_byte_order_mark_is_read_and_redacted_in_place() {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
+        let head = RequestHead {
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "mastodon.social".into(),
+            path: "/api/v1/statuses".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            ..Default::default()
+        };
+        let decide =
+            |body: &str| policy.decide(&head, &policy.classify(&head), Some(body.as_bytes()));
+        let d = decide("\u{FEFF}{\"status\":\"hello all\"}");
+        assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
+        assert!(d.uninspectable.is_none(), "{:?}", d.trace);
+        let d = decide("\u{FEFF}{\"status\":\"pay 4539148803436467 now\"}");
+        assert_eq!(d.action, Action::Redact, "{:?}", d.trace);
+        let body = String::from_utf8(d.body.expect("a rewritten body")).unwrap();
+        assert!(body.starts_with("\u{FEFF}{\"status\":\"pay "), "{body:?}");
+        assert!(!body.contains("4539148803436467"), "{body:?}");
+        let d = decide("\u{FEFF}{\"status\":\"BLUEHERON\"}");
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+    }
+
+    #[test]
     fn remembered_scans_decide_as_fresh_ones() {
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
