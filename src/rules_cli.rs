@@ -642,6 +642,7 @@ fn explain_scan(
     if matches!(decoded.kind, decode::BodyKind::Binary) {
         fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
     }
+    fields.extend(decoded.charset_reading(&[]));
     let mut out = String::new();
     let mut list = Vec::new();
     let mut count = 0;

@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
+use permeable::engine::decode::decode_body;
 use permeable::engine::policy::{Action, EngineOptions, Policy, RequestHead};
 
 static POLICY: LazyLock<Policy> = LazyLock::new(|| {
@@ -36,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(new) = decision.body.as_ref() {
         assert_eq!(decision.action, Action::Redact);
         if ct == "application/json" {
-            serde_json::from_slice::<serde_json::Value>(new).expect("redacted JSON parses");
+            // Read as the engine reads it: UTF-16 transcoded, a byte-order mark skipped.
+            let d = decode_body(Some(ct), None, new, usize::MAX / 2).expect("redacted JSON decodes");
+            let text = std::str::from_utf8(&d.raw).expect("redacted JSON is text");
+            serde_json::from_str::<serde_json::Value>(text.trim_start_matches('\u{feff}'))
+                .expect("redacted JSON parses");
         }
         let again = POLICY.decide(&head, &class, Some(new));
         assert!(again.uninspectable.is_none(), "a redacted body stays inspectable");

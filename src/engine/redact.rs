@@ -226,7 +226,7 @@ impl std::fmt::Display for RewriteError {
         match self {
             RewriteError::Overlap => f.write_str("overlapping rewrites of the request"),
             RewriteError::NoSuchField => f.write_str("a redacted field is not in the request"),
-            RewriteError::Reencode(e) => write!(f, "re-compressing the body failed: {e}"),
+            RewriteError::Reencode(e) => write!(f, "re-encoding the body failed: {e}"),
         }
     }
 }

@@ -744,6 +744,80 @@ fn cases() -> Vec<Case> {
         Blocked,
     ));
 
+    // 6. Bodies in a charset other than UTF-8, read in it as a Java servlet, ASP.NET or
+    //    Jackson would: UTF-16 by its byte-order mark, its label or its zero bytes
+    //    (transcoded, redacted and written back in UTF-16), a legacy charset by its label.
+    const FORM_UTF16: &str = "Content-Type: application/x-www-form-urlencoded; charset=utf-16\r\n";
+    let statuses_json = format!("{{\"status\":\"pay {CARD} now\",\"visibility\":\"public\"}}");
+    v.push(case(
+        "charset: JSON in UTF-16LE after a byte-order mark, card redacted in UTF-16",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        utf16(&format!("\u{feff}{statuses_json}"), false),
+        CARD,
+        Redacted,
+    ));
+    v.push(case(
+        "charset: JSON in UTF-16BE without a mark (RFC 4627), card redacted in UTF-16",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        utf16(&statuses_json, true),
+        CARD,
+        Redacted,
+    ));
+    v.push(case(
+        "charset: a form declared UTF-16, card redacted in UTF-16",
+        "mastodon.social",
+        STATUSES,
+        FORM_UTF16,
+        utf16(&format!("status=pay+{CARD}+now&visibility=public"), false),
+        CARD,
+        Redacted,
+    ));
+    v.push(case(
+        "charset: UTF-16 JSON, codename with a Cyrillic letter",
+        "x.com",
+        TWEET,
+        JSON,
+        utf16(&tweet("Update on BLUEH\u{415}RON"), false),
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "charset: a form declared ISO-8859-1, codename with an escaped \u{c9}",
+        "mastodon.social",
+        STATUSES,
+        "Content-Type: application/x-www-form-urlencoded; charset=ISO-8859-1\r\n",
+        "status=Update+on+BLUEH%C9RON",
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "charset: a form declared windows-1251, codename with a Cyrillic letter as its byte",
+        "mastodon.social",
+        STATUSES,
+        "Content-Type: application/x-www-form-urlencoded; charset=windows-1251\r\n",
+        b"status=Update+on+BLUEH\xc5RON".to_vec(),
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "charset: a form declared Shift_JIS, card in full-width digits",
+        "mastodon.social",
+        STATUSES,
+        "Content-Type: application/x-www-form-urlencoded; charset=Shift_JIS\r\n",
+        format!(
+            "status={}",
+            CARD.bytes()
+                .map(|d| format!("%82%{:02X}", 0x4f + (d - b'0')))
+                .collect::<String>()
+        ),
+        CARD,
+        Blocked,
+    ));
+
     // Harmless twins: the same shapes, delivered byte for byte.
     v.push(case(
         "harmless: repeated JSON key",
@@ -786,6 +860,27 @@ fn cases() -> Vec<Case> {
     v.push(case("harmless: a like with a long id", "bsky.social", CREATE_RECORD, JSON,
         r#"{"repo":"did:plc:ewvi7nxzyoun6zhxrhs64oiz","collection":"app.bsky.feed.like","record":{"$type":"app.bsky.feed.like","subject":{"uri":"at://did:plc:z72i7hdynmk6r22z27h6tvur/app.bsky.feed.post/3kwhf6a5bmv2p","cid":"bafyreihsa6lrgzzqkp3ra2yuspjsh6ow7h6i7yyt4mwzk3iikbsinkzgva"},"createdAt":"2024-06-01T10:00:00.000Z"}}"#, "", Delivered));
     v.push(case(
+        "harmless: JSON in UTF-16LE after a byte-order mark",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        utf16(
+            "\u{feff}{\"status\":\"caf\u{e9} au lait, \u{418}\u{432}\u{430}\u{43d}\"}",
+            false,
+        ),
+        "",
+        Delivered,
+    ));
+    v.push(case(
+        "harmless: a form declared ISO-8859-1 with an accent",
+        "mastodon.social",
+        STATUSES,
+        "Content-Type: application/x-www-form-urlencoded; charset=ISO-8859-1\r\n",
+        "status=caf%E9+au+lait",
+        "",
+        Delivered,
+    ));
+    v.push(case(
         "harmless: bsky post",
         "bsky.social",
         CREATE_RECORD,
@@ -797,6 +892,19 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// `text` in UTF-16, little- or big-endian.
+fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    text.encode_utf16()
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
 /// The text of everything a request put on the wire, read every way a site might: raw,
 /// percent-decoded, and with JSON strings unescaped.
 fn readings(path: &str, body: &[u8]) -> Vec<String> {
@@ -805,7 +913,28 @@ fn readings(path: &str, body: &[u8]) -> Vec<String> {
         .decode_utf8_lossy()
         .into_owned();
     let mut out = vec![raw, decoded.clone()];
-    for candidate in [String::from_utf8_lossy(body).into_owned(), decoded] {
+    // Text in UTF-16, either byte order.
+    let mut candidates = vec![String::from_utf8_lossy(body).into_owned(), decoded];
+    if body.len().is_multiple_of(2) && body.contains(&0) {
+        for big_endian in [false, true] {
+            let units: Vec<u16> = body
+                .chunks_exact(2)
+                .map(|p| {
+                    let pair = [p[0], p[1]];
+                    if big_endian {
+                        u16::from_be_bytes(pair)
+                    } else {
+                        u16::from_le_bytes(pair)
+                    }
+                })
+                .collect();
+            let text = String::from_utf16_lossy(&units);
+            let text = text.trim_start_matches('\u{feff}').to_string();
+            out.push(text.clone());
+            candidates.push(text);
+        }
+    }
+    for candidate in candidates {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&candidate) {
             out.push(strings_of(&v));
         }

@@ -13,6 +13,11 @@ pub struct FormPair {
 
 /// Percent-decodes a form component (`+` is a space); invalid UTF-8 is replaced.
 pub fn form_decode(s: &[u8]) -> String {
+    String::from_utf8_lossy(&form_decode_bytes(s)).into_owned()
+}
+
+/// The bytes a form component spells: `+` is a space, `%XX` the byte it names.
+pub fn form_decode_bytes(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -29,7 +34,7 @@ pub fn form_decode(s: &[u8]) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Encodes a form component the way browsers do (`application/x-www-form-urlencoded`).

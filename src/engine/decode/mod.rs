@@ -24,6 +24,7 @@
 //! [`MAX_RATIO`]; JSON nesting is capped at [`MAX_JSON_DEPTH`]; work is linear in the body
 //! size for each reading. A body breaking a limit is *uninspectable*, with the reason.
 
+pub mod charset;
 pub mod fields;
 pub mod form;
 pub mod json;
@@ -33,6 +34,7 @@ pub mod multipart;
 use std::fmt;
 use std::io::{Read, Write};
 
+pub use charset::Charset;
 pub use fields::{all_fields, extract_fields, ContentField, Field, FieldLoc, Inputs, Source};
 pub use form::{form_decode, form_encode, form_encode_like, parse_form, FormPair};
 pub use json::{
@@ -114,6 +116,8 @@ pub struct DecodedBody {
     /// rewritten.
     pub alt: Vec<BodyKind>,
     pub content_type: String,
+    /// What the body's charset made of its bytes (see [`charset`]).
+    pub charset: Charset,
 }
 
 impl DecodedBody {
@@ -149,9 +153,42 @@ impl DecodedBody {
         std::iter::once(&self.kind).chain(&self.alt).enumerate()
     }
 
-    /// Re-applies the body's Content-Encoding to new bytes.
+    /// The whole body read in the charset it declares, when that reading differs from the
+    /// UTF-8 one (see [`charset`]): a form's escapes undone, `holes` (byte spans of `raw`,
+    /// the noise) blanked first. Inspected, never rewritten.
+    pub fn charset_reading(&self, holes: &[(usize, usize)]) -> Option<Field> {
+        let Charset::Also(encoding) = self.charset else {
+            return None;
+        };
+        let mut bytes = self.raw.clone();
+        for &(start, end) in holes {
+            if let Some(hole) = bytes.get_mut(start..end.min(self.raw.len())) {
+                hole.fill(b' ');
+            }
+        }
+        if encoding.is_ascii_compatible() && matches!(self.kind, BodyKind::Form(_)) {
+            bytes = form::form_decode_bytes(&bytes);
+        }
+        let text = charset::reading(encoding, &bytes)?;
+        let name = format!("body (read as {})", encoding.name());
+        Some(Field {
+            loc: FieldLoc::Other(name.clone()),
+            name,
+            text,
+            rewritable: false,
+            whole_document: true,
+        })
+    }
+
+    /// Re-applies the body's charset and Content-Encoding to new bytes.
     pub fn reencode(&self, raw: &[u8]) -> Result<Vec<u8>, std::io::Error> {
-        let mut data = raw.to_vec();
+        let mut data = match self.charset {
+            Charset::Utf16(order) => {
+                let text = std::str::from_utf8(raw).map_err(std::io::Error::other)?;
+                charset::encode_utf16(text, order)
+            }
+            _ => raw.to_vec(),
+        };
         for enc in self.encodings.iter().rev() {
             data = compress(*enc, &data)?;
         }
@@ -355,7 +392,10 @@ pub fn decode_body_as(
         }
     }
     let first = content_types.first().copied().unwrap_or("").trim();
-    let (kind, mut alt) = structure(&MediaType::parse(first), &raw)?;
+    let media = MediaType::parse(first);
+    let sniff = media.essence.is_empty() || is_json_type(&media.essence);
+    let (raw, charset) = charset::read_as(&media, raw, sniff);
+    let (kind, mut alt) = structure(&media, &raw)?;
     for other in content_types.iter().skip(1) {
         let media = MediaType::parse(other);
         if media == MediaType::parse(first) {
@@ -377,6 +417,7 @@ pub fn decode_body_as(
         kind,
         alt,
         content_type: first.to_string(),
+        charset,
     })
 }
 

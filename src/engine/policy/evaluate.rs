@@ -356,6 +356,7 @@ pub fn scan_body(
     if matches!(decoded.kind, BodyKind::Binary) {
         fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
     }
+    fields.extend(decoded.charset_reading(&[]));
     let mut matches = Vec::new();
     scan_fields(policy, &fields, 0, |_| true, &mut matches);
     Ok(to_findings(policy, &fields, fields.len(), &matches))
@@ -802,6 +803,9 @@ fn inspect(
         if reading.carries_content && fields.is_empty() {
             reading.uninspectable = unreadable_content(&reading.candidates, site, reading.decoded);
         }
+        if let Some(d) = reading.decoded {
+            charset_twins(&inputs, d, &mut fields);
+        }
     }
     let content_fields = fields.len();
     let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
@@ -1047,6 +1051,42 @@ fn unreadable_content(
     ))
 }
 
+/// Stage: in a body whose declared charset is read besides UTF-8 (see `decode::charset`),
+/// each content field of the body read in that charset too, as a content field of its own
+/// that cannot be rewritten: a value the site reads as `BLUEHÉRON` or as full-width digits
+/// is inspected as such, and a redaction it needs blocks the request.
+fn charset_twins(inputs: &Inputs<'_>, decoded: &DecodedBody, fields: &mut Vec<Field>) {
+    let decode::Charset::Also(encoding) = decoded.charset else {
+        return;
+    };
+    let form = matches!(decoded.kind, BodyKind::Form(_)) && encoding.is_ascii_compatible();
+    let twins: Vec<Field> = fields
+        .iter()
+        .filter_map(|f| {
+            let (decode::Source::Body(_), start, end) = decode::fields::raw_span(inputs, &f.loc)?
+            else {
+                return None;
+            };
+            let bytes = decoded.raw.get(start..end)?;
+            let bytes = if form {
+                decode::form::form_decode_bytes(bytes)
+            } else {
+                bytes.to_vec()
+            };
+            let text = decode::charset::reading(encoding, &bytes)?;
+            let name = format!("{} (read as {})", f.name, encoding.name());
+            Some(Field {
+                loc: FieldLoc::Other(name.clone()),
+                name,
+                text,
+                rewritable: false,
+                whole_document: f.whole_document,
+            })
+        })
+        .collect();
+    fields.extend(twins);
+}
+
 /// Stage: what the safety net scans on a write request: every text of the body and the
 /// query (see `decode::all_fields`) that is not already a content field or the site's
 /// noise; and where a structure may hide text its fields do not hold (a multipart body's
@@ -1096,6 +1136,13 @@ fn safety_net_fields(
             head.path.as_bytes(),
             &holes,
         ));
+    }
+    // The body in the charset it declares, where that reading is not the UTF-8 one.
+    if let Some(d) = decoded.filter(|d| matches!(d.charset, decode::Charset::Also(_))) {
+        let essence = decode::MediaType::parse(&d.content_type).essence;
+        if !decode::is_media_type(&essence) {
+            fields.extend(d.charset_reading(&noise_holes(false, 0)));
+        }
     }
     let raw = match decoded {
         Some(d) if matches!(d.kind, BodyKind::Multipart(_) | BodyKind::Binary) => {
@@ -1483,6 +1530,81 @@ mod tests {
         assert!(!body.contains("4539148803436467"), "{body:?}");
         let d = decide("\u{FEFF}{\"status\":\"BLUEHERON\"}");
         assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+    }
+
+    #[test]
+    fn bodies_are_read_in_their_charset_and_utf16_is_written_back_as_utf16() {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let policy = Policy::load(&rules, &EngineOptions::default()).unwrap();
+        let head = |content_type: &str| RequestHead {
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "mastodon.social".into(),
+            path: "/api/v1/statuses".into(),
+            headers: vec![("content-type".into(), content_type.into())],
+            ..Default::default()
+        };
+        let decide = |content_type: &str, body: &[u8]| {
+            let head = head(content_type);
+            policy.decide(&head, &policy.classify(&head), Some(body))
+        };
+        let utf16le =
+            |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+
+        // UTF-16 JSON: redacted in UTF-16, every byte outside the value as sent.
+        let before = "\u{feff}{\"status\":\"pay ";
+        let after = " now \u{418}\u{432}\u{430}\u{43d}\",\"visibility\":\"public\"}";
+        let body = utf16le(&format!("{before}4539148803436467{after}"));
+        let d = decide("application/json", &body);
+        assert_eq!(d.action, Action::Redact, "{:?}", d.trace);
+        let out = d.body.expect("a rewritten body");
+        let (head_len, tail_len) = (utf16le(before).len(), utf16le(after).len());
+        assert_eq!(out[..head_len], body[..head_len]);
+        assert_eq!(out[out.len() - tail_len..], body[body.len() - tail_len..]);
+        let units: Vec<u16> = out
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        let text = String::from_utf16(&units).unwrap();
+        assert!(
+            !text.contains("4539148803436467") && text.contains("6467"),
+            "{text}"
+        );
+        // Allowed UTF-16 arrives as sent.
+        let d = decide(
+            "application/json",
+            &utf16le("\u{feff}{\"status\":\"caf\u{e9}\"}"),
+        );
+        assert_eq!(
+            (d.action, d.body.is_none()),
+            (Action::Allow, true),
+            "{:?}",
+            d.trace
+        );
+
+        // A legacy charset: the value as the site decodes it.
+        let latin = "application/x-www-form-urlencoded; charset=ISO-8859-1";
+        let d = decide(latin, b"status=caf%E9+au+lait");
+        assert_eq!(
+            (d.action, d.body.is_none()),
+            (Action::Allow, true),
+            "{:?}",
+            d.trace
+        );
+        let d = decide(latin, b"status=news+on+BLUEH%C9RON");
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        // A card only the declared charset shows cannot be masked in place: blocked.
+        let d = decide(
+            "application/x-www-form-urlencoded; charset=shift_jis",
+            b"status=%82%53%82%54%82%52%82%58%82%50%82%53%82%57%82%57%82%4F%82%52%82%53%82%52%82%55%82%53%82%55%82%56",
+        );
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        // The same card in UTF-8 full-width digits is masked as usual.
+        let d = decide(
+            "application/x-www-form-urlencoded",
+            "status=\u{ff14}\u{ff15}\u{ff13}\u{ff19}\u{ff11}\u{ff14}\u{ff18}\u{ff18}\u{ff10}\u{ff13}\u{ff14}\u{ff13}\u{ff16}\u{ff14}\u{ff16}\u{ff17}".as_bytes(),
+        );
+        assert_eq!(d.action, Action::Redact, "{:?}", d.trace);
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! Bodies in a charset other than UTF-8.
+//!
+//! A site's framework may read a body in the charset it declares (a Java servlet's
+//! `getParameter`, ASP.NET) or that its bytes show (Jackson and .NET read JSON in UTF-16
+//! by its byte-order mark or, without one, by where the zero bytes are, as RFC 4627
+//! described); another framework reads the same bytes as UTF-8 (Rack ignores the charset).
+//! The gateway reads both:
+//! - a body in **UTF-16** (by its byte-order mark, its declared charset, or, for JSON and
+//!   untyped bodies, the zero bytes of its first four bytes) whose bytes cannot be read as
+//!   UTF-8 text (they hold zero bytes or are not UTF-8) is transcoded to UTF-8, read as any
+//!   other body and written back in UTF-16: [`Charset::Utf16`]. Text that is not valid
+//!   UTF-16 (an odd length, a lone surrogate) is not transcoded;
+//! - any other declared charset (`windows-1252`, `koi8-r`, `shift_jis`, or UTF-16 that
+//!   could not be transcoded) leaves the body's bytes as they are and adds a reading of the
+//!   whole body in that charset, a form's escapes undone first ([`Charset::Also`]): the
+//!   detectors see `BLUEHÉRON` where the bytes as UTF-8 held an invalid byte. What is found
+//!   only there cannot be rewritten in place, so a redaction there blocks the request.
+//!
+//! Labels are WHATWG's (`latin1` and `iso-8859-1` are `windows-1252`, `utf-16` is
+//! little-endian unless the bytes say otherwise), through `encoding_rs`.
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+
+use super::multipart::MediaType;
+
+/// How a body's charset shapes its readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Charset {
+    /// UTF-8 (or ASCII): the bytes are read as they are.
+    #[default]
+    Utf8,
+    /// The body was UTF-16 in this byte order: the decoded body holds it transcoded to
+    /// UTF-8, and a rewritten body is written back in UTF-16.
+    Utf16(ByteOrder),
+    /// The bytes are read as they are, and also as text in this charset.
+    Also(&'static Encoding),
+}
+
+/// The byte order of UTF-16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteOrder {
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    fn encoding(self) -> &'static Encoding {
+        match self {
+            ByteOrder::Little => UTF_16LE,
+            ByteOrder::Big => UTF_16BE,
+        }
+    }
+}
+
+/// The byte order the zero bytes of UTF-16 text that is mostly ASCII show: `x\0y\0` is
+/// little-endian, `\0x\0y` big-endian. Looks at the first 64 bytes.
+fn zero_byte_order(raw: &[u8]) -> Option<ByteOrder> {
+    let head = &raw[..raw.len().min(64) & !1];
+    let (mut even, mut odd) = (0, 0);
+    for pair in head.chunks_exact(2) {
+        even += usize::from(pair[0] == 0);
+        odd += usize::from(pair[1] == 0);
+    }
+    match (even, odd) {
+        (0, 0) => None,
+        (e, o) if o > e => Some(ByteOrder::Little),
+        (e, o) if e > o => Some(ByteOrder::Big),
+        _ => None,
+    }
+}
+
+/// RFC 4627's detection of JSON's encoding from its first four bytes (two ASCII
+/// characters, each with a zero byte beside it).
+fn json_byte_order(raw: &[u8]) -> Option<ByteOrder> {
+    match raw {
+        [0, a, 0, b, ..] if *a != 0 && *b != 0 => Some(ByteOrder::Big),
+        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => Some(ByteOrder::Little),
+        _ => None,
+    }
+}
+
+/// The charset `media` declares (its first `charset` parameter), when it is one
+/// `encoding_rs` knows and not UTF-8.
+fn declared(media: &MediaType) -> Option<&'static Encoding> {
+    let label = media.param_values("charset").next()?;
+    Encoding::for_label(label.trim().as_bytes()).filter(|e| *e != UTF_8)
+}
+
+/// How to read `raw`, a decompressed body sent under `media`; returns the bytes to read
+/// (UTF-16 transcoded to UTF-8) and the [`Charset`] that says what was done. `sniff`:
+/// whether the body may be JSON in UTF-16 without a byte-order mark (a JSON or untyped
+/// body).
+pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charset) {
+    let by_bom = Encoding::for_bom(&raw)
+        .map(|(e, _)| e)
+        .filter(|e| *e != UTF_8);
+    let order = |e: &'static Encoding| {
+        if e == UTF_16BE {
+            Some(ByteOrder::Big)
+        } else if e == UTF_16LE {
+            Some(ByteOrder::Little)
+        } else {
+            None
+        }
+    };
+    let utf16 = match by_bom.or_else(|| declared(media)) {
+        Some(e) if by_bom.is_some() => order(e),
+        // A declared UTF-16 without a byte-order mark: the zero bytes say which order,
+        // whatever the label's order.
+        Some(e) => match order(e) {
+            Some(label) => Some(zero_byte_order(&raw).unwrap_or(label)),
+            None => return (raw, Charset::Also(e)),
+        },
+        None if sniff => json_byte_order(&raw),
+        None => None,
+    };
+    let Some(order) = utf16 else {
+        return (raw, Charset::Utf8);
+    };
+    let as_bytes_unreadable =
+        memchr::memchr(0, &raw).is_some() || std::str::from_utf8(&raw).is_err();
+    if as_bytes_unreadable {
+        if let Some(text) = order
+            .encoding()
+            .decode_without_bom_handling_and_without_replacement(&raw)
+        {
+            let text = text.into_owned().into_bytes();
+            return (text, Charset::Utf16(order));
+        }
+    }
+    (raw, Charset::Also(order.encoding()))
+}
+
+/// `text` in UTF-16 of `order` (a byte-order mark it holds is written as one).
+pub fn encode_utf16(text: &str, order: ByteOrder) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() * 2);
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&match order {
+            ByteOrder::Little => unit.to_le_bytes(),
+            ByteOrder::Big => unit.to_be_bytes(),
+        });
+    }
+    out
+}
+
+/// `bytes` read as text in `encoding` (invalid sequences become U+FFFD); `None` when that
+/// reading is the bytes' UTF-8 one (an ASCII-compatible charset and ASCII bytes).
+pub fn reading(encoding: &'static Encoding, bytes: &[u8]) -> Option<String> {
+    // ISO-2022-JP switches with escapes in 7-bit text: an ASCII body is not ASCII text.
+    if encoding.is_ascii_compatible() && bytes.is_ascii() && memchr::memchr(0x1b, bytes).is_none() {
+        return None;
+    }
+    let (text, _) = encoding.decode_without_bom_handling(bytes);
+    Some(text.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16le(s: &str) -> Vec<u8> {
+        encode_utf16(s, ByteOrder::Little)
+    }
+
+    fn media(s: &str) -> MediaType {
+        MediaType::parse(s)
+    }
+
+    #[test]
+    fn utf16_by_its_mark_its_label_or_its_zero_bytes_is_transcoded() {
+        let with_mark = utf16le("\u{feff}{\"text\":\"BLUEH\u{415}RON\"}");
+        let (text, cs) = read_as(&media("application/json"), with_mark.clone(), true);
+        assert_eq!(cs, Charset::Utf16(ByteOrder::Little));
+        assert_eq!(text, "\u{feff}{\"text\":\"BLUEH\u{415}RON\"}".as_bytes());
+        assert_eq!(
+            encode_utf16(std::str::from_utf8(&text).unwrap(), ByteOrder::Little),
+            with_mark
+        );
+
+        // Labelled little-endian, but the zero bytes say big-endian.
+        let be = encode_utf16("status=caf\u{e9}", ByteOrder::Big);
+        let form = media("application/x-www-form-urlencoded; charset=UTF-16");
+        let (text, cs) = read_as(&form, be, false);
+        assert_eq!(cs, Charset::Utf16(ByteOrder::Big));
+        assert_eq!(text, "status=caf\u{e9}".as_bytes());
+
+        // JSON without a mark or a label: RFC 4627's four bytes; not for other types.
+        let bare = utf16le("{\"a\":1}");
+        assert_eq!(
+            read_as(&media(""), bare.clone(), true).1,
+            Charset::Utf16(ByteOrder::Little)
+        );
+        assert_eq!(read_as(&media("text/plain"), bare, false).1, Charset::Utf8);
+    }
+
+    #[test]
+    fn what_utf8_can_read_or_utf16_cannot_stays_as_sent() {
+        // A lying label on a UTF-8 body: the bytes are the reading, UTF-16 an extra one.
+        let form = media("application/x-www-form-urlencoded; charset=utf-16");
+        let (bytes, cs) = read_as(&form, b"status=hello".to_vec(), false);
+        assert_eq!(
+            (bytes.as_slice(), cs),
+            (&b"status=hello"[..], Charset::Also(UTF_16LE))
+        );
+        // Odd length, or a lone surrogate: not UTF-16.
+        let mut odd = utf16le("\u{feff}hi");
+        odd.push(b'!');
+        assert_eq!(read_as(&media(""), odd, true).1, Charset::Also(UTF_16LE));
+        let lone = [0xff, 0xfe, 0x00, 0xd8, b'a', 0];
+        assert_eq!(
+            read_as(&media(""), lone.to_vec(), true).1,
+            Charset::Also(UTF_16LE)
+        );
+        // UTF-8 is UTF-8, with or without a mark or a label.
+        let (_, cs) = read_as(
+            &media("text/plain; charset=utf-8"),
+            "\u{feff}é".into(),
+            false,
+        );
+        assert_eq!(cs, Charset::Utf8);
+    }
+
+    #[test]
+    fn legacy_charsets_add_a_reading_of_what_is_not_ascii() {
+        let latin = media("application/x-www-form-urlencoded; charset=ISO-8859-1");
+        let (bytes, cs) = read_as(&latin, b"status=BLUEH\xc9RON".to_vec(), false);
+        assert_eq!(bytes, b"status=BLUEH\xc9RON");
+        let Charset::Also(enc) = cs else {
+            panic!("{cs:?}")
+        };
+        assert_eq!(enc.name(), "windows-1252");
+        assert_eq!(
+            reading(enc, &bytes).as_deref(),
+            Some("status=BLUEH\u{c9}RON")
+        );
+        assert_eq!(reading(enc, b"plain ascii"), None);
+        let sjis = Encoding::for_label(b"shift_jis").unwrap();
+        assert_eq!(
+            reading(sjis, b"\x82\x54\x82\x53").as_deref(),
+            Some("\u{ff15}\u{ff14}")
+        );
+        let jis = Encoding::for_label(b"iso-2022-jp").unwrap();
+        assert!(reading(jis, b"\x1b$B#4#1\x1b(B").is_some());
+        // An unknown label is no charset.
+        assert_eq!(
+            read_as(&media("text/plain; charset=x-none"), b"a".to_vec(), false).1,
+            Charset::Utf8
+        );
+    }
+}
