@@ -817,6 +817,41 @@ fn cases() -> Vec<Case> {
         CARD,
         Blocked,
     ));
+    // A multipart part in the charset it declares (Commons FileUpload reads it so).
+    let part_in = |charset: &str, content: &[u8]| -> Vec<u8> {
+        let mut body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"status\"\r\nContent-Type: text/plain; charset={charset}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        body
+    };
+    const MULTIPART: &str = "Content-Type: multipart/form-data; boundary=XyZ\r\n";
+    v.push(case(
+        "charset: a multipart part declared windows-1251, codename with a Cyrillic letter",
+        "mastodon.social",
+        STATUSES,
+        MULTIPART,
+        part_in("windows-1251", b"Update on BLUEH\xc5RON"),
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "charset: a multipart part declared Shift_JIS, card in full-width digits",
+        "mastodon.social",
+        STATUSES,
+        MULTIPART,
+        part_in(
+            "Shift_JIS",
+            &CARD
+                .bytes()
+                .flat_map(|d| [0x82, 0x4f + (d - b'0')])
+                .collect::<Vec<u8>>(),
+        ),
+        CARD,
+        Blocked,
+    ));
 
     // Harmless twins: the same shapes, delivered byte for byte.
     v.push(case(

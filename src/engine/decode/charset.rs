@@ -21,7 +21,7 @@
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 
-use super::multipart::MediaType;
+use super::multipart::{MediaType, Part};
 
 /// How a body's charset shapes its readings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -152,6 +152,35 @@ pub fn reading(encoding: &'static Encoding, bytes: &[u8]) -> Option<String> {
     }
     let (text, _) = encoding.decode_without_bom_handling(bytes);
     Some(text.into_owned())
+}
+
+/// The charset a multipart part's own Content-Type declares, when it is not UTF-8.
+pub fn part_charset(part: &Part) -> Option<&'static Encoding> {
+    declared(&MediaType::parse(part.content_type.as_deref()?))
+}
+
+/// Multipart parts whose bytes are not UTF-8 but that declare a charset (or sit in a body
+/// that declares one, `body`): their text is read in it (a servlet reads such a part's
+/// value in the request's charset, Commons FileUpload in the part's). That text is not the
+/// bytes in the body, so it is never rewritten (`transfer_encoded`).
+pub fn read_parts(parts: &mut [Part], raw: &[u8], body: Option<&'static Encoding>) {
+    for p in parts
+        .iter_mut()
+        .filter(|p| p.text.is_none() && !p.transfer_encoded)
+    {
+        if p.is_media() {
+            continue;
+        }
+        let Some(encoding) = part_charset(p).or(body) else {
+            continue;
+        };
+        let Some(bytes) = raw.get(p.start..p.end) else {
+            continue;
+        };
+        let (text, _) = encoding.decode_without_bom_handling(bytes);
+        p.text = Some(text.into_owned());
+        p.transfer_encoded = true;
+    }
 }
 
 #[cfg(test)]

@@ -395,7 +395,7 @@ pub fn decode_body_as(
     let media = MediaType::parse(first);
     let sniff = media.essence.is_empty() || is_json_type(&media.essence);
     let (raw, charset) = charset::read_as(&media, raw, sniff);
-    let (kind, mut alt) = structure(&media, &raw)?;
+    let (mut kind, mut alt) = structure(&media, &raw)?;
     for other in content_types.iter().skip(1) {
         let media = MediaType::parse(other);
         if media == MediaType::parse(first) {
@@ -409,6 +409,16 @@ pub fn decode_body_as(
             {
                 alt.push(view);
             }
+        }
+    }
+    // Parts whose bytes are not UTF-8, read in the charset they or the body declare.
+    let body_charset = match charset {
+        Charset::Also(e) => Some(e),
+        _ => None,
+    };
+    for view in std::iter::once(&mut kind).chain(alt.iter_mut()) {
+        if let BodyKind::Multipart(parts) = view {
+            charset::read_parts(parts, &raw, body_charset);
         }
     }
     Ok(DecodedBody {

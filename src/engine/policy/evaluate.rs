@@ -804,13 +804,21 @@ fn inspect(
             reading.uninspectable = unreadable_content(&reading.candidates, site, reading.decoded);
         }
         if let Some(d) = reading.decoded {
-            charset_twins(&inputs, d, &mut fields);
+            charset_twins(&inputs, d, &mut fields, 0);
         }
     }
     let content_fields = fields.len();
     let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
     if net_scans {
         safety_net_fields(site, head, &inputs, reading.decoded, wire, &mut fields);
+        // A body with a charset of its own is read whole in it by the safety net; parts
+        // that declare one are read field by field.
+        if let Some(d) = reading
+            .decoded
+            .filter(|d| !matches!(d.charset, decode::Charset::Also(_)))
+        {
+            charset_twins(&inputs, d, &mut fields, content_fields);
+        }
         // The path carries words too (a hashtag followed, a list renamed by URL).
         let path = percent_encoding::percent_decode_str(head.path_only()).decode_utf8_lossy();
         fields.push(Field {
@@ -1051,24 +1059,42 @@ fn unreadable_content(
     ))
 }
 
-/// Stage: in a body whose declared charset is read besides UTF-8 (see `decode::charset`),
-/// each content field of the body read in that charset too, as a content field of its own
-/// that cannot be rewritten: a value the site reads as `BLUEHÉRON` or as full-width digits
-/// is inspected as such, and a redaction it needs blocks the request.
-fn charset_twins(inputs: &Inputs<'_>, decoded: &DecodedBody, fields: &mut Vec<Field>) {
-    let decode::Charset::Also(encoding) = decoded.charset else {
-        return;
+/// Stage: in a body whose declared charset is read besides UTF-8, or a multipart part that
+/// declares its own (see `decode::charset`), each field of the body from `from` on read in
+/// that charset too, as a field of its own that cannot be rewritten: a value the site reads
+/// as `BLUEHÉRON` or as full-width digits is inspected as such, and a redaction it needs
+/// blocks the request.
+fn charset_twins(inputs: &Inputs<'_>, decoded: &DecodedBody, fields: &mut Vec<Field>, from: usize) {
+    let body = match decoded.charset {
+        decode::Charset::Also(encoding) => Some(encoding),
+        _ => None,
     };
-    let form = matches!(decoded.kind, BodyKind::Form(_)) && encoding.is_ascii_compatible();
-    let twins: Vec<Field> = fields
+    let parts = match &decoded.kind {
+        BodyKind::Multipart(parts) => parts.as_slice(),
+        _ => &[],
+    };
+    let part_charsets = parts
+        .iter()
+        .any(|p| decode::charset::part_charset(p).is_some());
+    if body.is_none() && !part_charsets {
+        return;
+    }
+    let form = matches!(decoded.kind, BodyKind::Form(_));
+    let twins: Vec<Field> = fields[from..]
         .iter()
         .filter_map(|f| {
             let (decode::Source::Body(_), start, end) = decode::fields::raw_span(inputs, &f.loc)?
             else {
                 return None;
             };
+            let part = parts.iter().find(|p| (p.start, p.end) == (start, end));
+            // A part already read in its charset (or transfer-encoded) has no other text.
+            if part.is_some_and(|p| p.transfer_encoded) {
+                return None;
+            }
+            let encoding = part.and_then(decode::charset::part_charset).or(body)?;
             let bytes = decoded.raw.get(start..end)?;
-            let bytes = if form {
+            let bytes = if form && encoding.is_ascii_compatible() {
                 decode::form::form_decode_bytes(bytes)
             } else {
                 bytes.to_vec()
@@ -1599,6 +1625,38 @@ mod tests {
             b"status=%82%53%82%54%82%52%82%58%82%50%82%53%82%57%82%57%82%4F%82%52%82%53%82%52%82%55%82%53%82%55%82%56",
         );
         assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        // Multipart parts in the charset they declare.
+        let part = |headers: &str, content: &[u8]| -> Vec<u8> {
+            let mut b =
+                format!("--B\r\nContent-Disposition: form-data; name=\"status\"\r\n{headers}\r\n")
+                    .into_bytes();
+            b.extend_from_slice(content);
+            b.extend_from_slice(b"\r\n--B--\r\n");
+            b
+        };
+        let multipart = "multipart/form-data; boundary=B";
+        let cp1251 = "Content-Type: text/plain; charset=windows-1251\r\n";
+        let d = decide(multipart, &part(cp1251, b"news on BLUEH\xc5RON"));
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        let russian = part(cp1251, b"\xcf\xf0\xe8\xe2\xe5\xf2, \xec\xe8\xf0");
+        let d = decide(multipart, &russian);
+        assert_eq!(
+            (d.action, d.body.is_none()),
+            (Action::Allow, true),
+            "{:?}",
+            d.trace
+        );
+        let sjis = "Content-Type: text/plain; charset=Shift_JIS\r\n";
+        let digits: Vec<u8> = b"4539148803436467"
+            .iter()
+            .flat_map(|d| [0x82, 0x4f + (d - b'0')])
+            .collect();
+        let d = decide(multipart, &part(sjis, &digits));
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        // A part in UTF-8 that declares Latin-1: read both ways (`BLUEHÃ‰RON` in Latin-1).
+        let latin_part = "Content-Type: text/plain; charset=ISO-8859-1\r\n";
+        let d = decide(multipart, &part(latin_part, "caf\u{e9}".as_bytes()));
+        assert_eq!(d.action, Action::Allow, "{:?}", d.trace);
         // The same card in UTF-8 full-width digits is masked as usual.
         let d = decide(
             "application/x-www-form-urlencoded",
