@@ -643,6 +643,9 @@ fn explain_scan(
         fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
     }
     fields.extend(decoded.charset_reading(&[]));
+    if let Some(sent) = &decoded.sent {
+        fields.push(decode::fields::raw_text("body (as sent)", sent, &[]));
+    }
     let mut out = String::new();
     let mut list = Vec::new();
     let mut count = 0;

@@ -817,6 +817,17 @@ fn cases() -> Vec<Case> {
         CARD,
         Blocked,
     ));
+    let mut marked = vec![0xff, 0xfe];
+    marked.extend_from_slice(format!("{{\"status\":\"key {AWS}\" }}").as_bytes());
+    v.push(case(
+        "charset: a UTF-16 mark before UTF-8 text (a reader that ignores the mark)",
+        "mastodon.social",
+        "POST /api/v1/statuses/112233/favourite",
+        "Content-Type: text/plain\r\n",
+        marked,
+        AWS,
+        Blocked,
+    ));
     // A multipart part in the charset it declares (Commons FileUpload reads it so).
     let part_in = |charset: &str, content: &[u8]| -> Vec<u8> {
         let mut body = format!(

@@ -86,11 +86,26 @@ fn declared(media: &MediaType) -> Option<&'static Encoding> {
     Encoding::for_label(label.trim().as_bytes()).filter(|e| *e != UTF_8)
 }
 
-/// How to read `raw`, a decompressed body sent under `media`; returns the bytes to read
-/// (UTF-16 transcoded to UTF-8) and the [`Charset`] that says what was done. `sniff`:
+/// How a body's bytes are read.
+#[derive(Debug)]
+pub struct BodyText {
+    /// The bytes to read: the body's, or UTF-16 transcoded to UTF-8.
+    pub bytes: Vec<u8>,
+    pub charset: Charset,
+    /// The body's own bytes when `bytes` is their transcoding: a reader that takes no
+    /// notice of UTF-16 (a byte-order mark ignored) reads these, so they are read too.
+    pub sent: Option<Vec<u8>>,
+}
+
+/// How to read `raw`, a decompressed body sent under `media` (see [`BodyText`]). `sniff`:
 /// whether the body may be JSON in UTF-16 without a byte-order mark (a JSON or untyped
 /// body).
-pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charset) {
+pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
+    let as_is = |bytes: Vec<u8>, charset: Charset| BodyText {
+        bytes,
+        charset,
+        sent: None,
+    };
     let by_bom = Encoding::for_bom(&raw)
         .map(|(e, _)| e)
         .filter(|e| *e != UTF_8);
@@ -109,13 +124,13 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charse
         // whatever the label's order.
         Some(e) => match order(e) {
             Some(label) => Some(zero_byte_order(&raw).unwrap_or(label)),
-            None => return (raw, Charset::Also(e)),
+            None => return as_is(raw, Charset::Also(e)),
         },
         None if sniff => json_byte_order(&raw),
         None => None,
     };
     let Some(order) = utf16 else {
-        return (raw, Charset::Utf8);
+        return as_is(raw, Charset::Utf8);
     };
     let as_bytes_unreadable =
         memchr::memchr(0, &raw).is_some() || std::str::from_utf8(&raw).is_err();
@@ -124,11 +139,14 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charse
             .encoding()
             .decode_without_bom_handling_and_without_replacement(&raw)
         {
-            let text = text.into_owned().into_bytes();
-            return (text, Charset::Utf16(order));
+            return BodyText {
+                bytes: text.into_owned().into_bytes(),
+                charset: Charset::Utf16(order),
+                sent: Some(raw),
+            };
         }
     }
-    (raw, Charset::Also(order.encoding()))
+    as_is(raw, Charset::Also(order.encoding()))
 }
 
 /// `text` in UTF-16 of `order` (a byte-order mark it holds is written as one).
@@ -195,10 +213,19 @@ mod tests {
         MediaType::parse(s)
     }
 
+    /// The bytes to read and the charset; the bytes as sent are kept exactly when they
+    /// were transcoded.
+    fn read(m: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charset) {
+        let r = read_as(m, raw.clone(), sniff);
+        let transcoded = matches!(r.charset, Charset::Utf16(_));
+        assert_eq!(r.sent, transcoded.then_some(raw));
+        (r.bytes, r.charset)
+    }
+
     #[test]
     fn utf16_by_its_mark_its_label_or_its_zero_bytes_is_transcoded() {
         let with_mark = utf16le("\u{feff}{\"text\":\"BLUEH\u{415}RON\"}");
-        let (text, cs) = read_as(&media("application/json"), with_mark.clone(), true);
+        let (text, cs) = read(&media("application/json"), with_mark.clone(), true);
         assert_eq!(cs, Charset::Utf16(ByteOrder::Little));
         assert_eq!(text, "\u{feff}{\"text\":\"BLUEH\u{415}RON\"}".as_bytes());
         assert_eq!(
@@ -209,24 +236,24 @@ mod tests {
         // Labelled little-endian, but the zero bytes say big-endian.
         let be = encode_utf16("status=caf\u{e9}", ByteOrder::Big);
         let form = media("application/x-www-form-urlencoded; charset=UTF-16");
-        let (text, cs) = read_as(&form, be, false);
+        let (text, cs) = read(&form, be, false);
         assert_eq!(cs, Charset::Utf16(ByteOrder::Big));
         assert_eq!(text, "status=caf\u{e9}".as_bytes());
 
         // JSON without a mark or a label: RFC 4627's four bytes; not for other types.
         let bare = utf16le("{\"a\":1}");
         assert_eq!(
-            read_as(&media(""), bare.clone(), true).1,
+            read(&media(""), bare.clone(), true).1,
             Charset::Utf16(ByteOrder::Little)
         );
-        assert_eq!(read_as(&media("text/plain"), bare, false).1, Charset::Utf8);
+        assert_eq!(read(&media("text/plain"), bare, false).1, Charset::Utf8);
     }
 
     #[test]
     fn what_utf8_can_read_or_utf16_cannot_stays_as_sent() {
         // A lying label on a UTF-8 body: the bytes are the reading, UTF-16 an extra one.
         let form = media("application/x-www-form-urlencoded; charset=utf-16");
-        let (bytes, cs) = read_as(&form, b"status=hello".to_vec(), false);
+        let (bytes, cs) = read(&form, b"status=hello".to_vec(), false);
         assert_eq!(
             (bytes.as_slice(), cs),
             (&b"status=hello"[..], Charset::Also(UTF_16LE))
@@ -234,14 +261,14 @@ mod tests {
         // Odd length, or a lone surrogate: not UTF-16.
         let mut odd = utf16le("\u{feff}hi");
         odd.push(b'!');
-        assert_eq!(read_as(&media(""), odd, true).1, Charset::Also(UTF_16LE));
+        assert_eq!(read(&media(""), odd, true).1, Charset::Also(UTF_16LE));
         let lone = [0xff, 0xfe, 0x00, 0xd8, b'a', 0];
         assert_eq!(
-            read_as(&media(""), lone.to_vec(), true).1,
+            read(&media(""), lone.to_vec(), true).1,
             Charset::Also(UTF_16LE)
         );
         // UTF-8 is UTF-8, with or without a mark or a label.
-        let (_, cs) = read_as(
+        let (_, cs) = read(
             &media("text/plain; charset=utf-8"),
             "\u{feff}é".into(),
             false,
@@ -252,7 +279,7 @@ mod tests {
     #[test]
     fn legacy_charsets_add_a_reading_of_what_is_not_ascii() {
         let latin = media("application/x-www-form-urlencoded; charset=ISO-8859-1");
-        let (bytes, cs) = read_as(&latin, b"status=BLUEH\xc9RON".to_vec(), false);
+        let (bytes, cs) = read(&latin, b"status=BLUEH\xc9RON".to_vec(), false);
         assert_eq!(bytes, b"status=BLUEH\xc9RON");
         let Charset::Also(enc) = cs else {
             panic!("{cs:?}")
@@ -272,7 +299,7 @@ mod tests {
         assert!(reading(jis, b"\x1b$B#4#1\x1b(B").is_some());
         // An unknown label is no charset.
         assert_eq!(
-            read_as(&media("text/plain; charset=x-none"), b"a".to_vec(), false).1,
+            read(&media("text/plain; charset=x-none"), b"a".to_vec(), false).1,
             Charset::Utf8
         );
     }

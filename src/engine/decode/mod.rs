@@ -118,6 +118,8 @@ pub struct DecodedBody {
     pub content_type: String,
     /// What the body's charset made of its bytes (see [`charset`]).
     pub charset: Charset,
+    /// The decompressed bytes as sent, when `raw` is their transcoding from UTF-16.
+    pub sent: Option<Vec<u8>>,
 }
 
 impl DecodedBody {
@@ -394,7 +396,11 @@ pub fn decode_body_as(
     let first = content_types.first().copied().unwrap_or("").trim();
     let media = MediaType::parse(first);
     let sniff = media.essence.is_empty() || is_json_type(&media.essence);
-    let (raw, charset) = charset::read_as(&media, raw, sniff);
+    let charset::BodyText {
+        bytes: raw,
+        charset,
+        sent,
+    } = charset::read_as(&media, raw, sniff);
     let (mut kind, mut alt) = structure(&media, &raw)?;
     for other in content_types.iter().skip(1) {
         let media = MediaType::parse(other);
@@ -428,6 +434,7 @@ pub fn decode_body_as(
         alt,
         content_type: first.to_string(),
         charset,
+        sent,
     })
 }
 

@@ -357,6 +357,9 @@ pub fn scan_body(
         fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
     }
     fields.extend(decoded.charset_reading(&[]));
+    if let Some(sent) = &decoded.sent {
+        fields.push(decode::fields::raw_text("body (as sent)", sent, &[]));
+    }
     let mut matches = Vec::new();
     scan_fields(policy, &fields, 0, |_| true, &mut matches);
     Ok(to_findings(policy, &fields, fields.len(), &matches))
@@ -1163,11 +1166,15 @@ fn safety_net_fields(
             &holes,
         ));
     }
-    // The body in the charset it declares, where that reading is not the UTF-8 one.
-    if let Some(d) = decoded.filter(|d| matches!(d.charset, decode::Charset::Also(_))) {
+    // The body in the charset it declares, where that reading is not the UTF-8 one; a body
+    // read as UTF-16 also as the bytes it was sent as (a reader may ignore its mark).
+    if let Some(d) = decoded.filter(|d| !matches!(d.charset, decode::Charset::Utf8)) {
         let essence = decode::MediaType::parse(&d.content_type).essence;
         if !decode::is_media_type(&essence) {
             fields.extend(d.charset_reading(&noise_holes(false, 0)));
+            if let Some(sent) = &d.sent {
+                fields.push(decode::fields::raw_text("body (as sent)", sent, &[]));
+            }
         }
     }
     let raw = match decoded {
