@@ -68,10 +68,19 @@ const SYSTEM_CACHE_ENTRIES: usize = 4096;
 /// A kept answer: when it was made, and the addresses.
 type Kept = (Instant, Arc<[IpAddr]>);
 
+/// One lookup of a name under way: every request that needs the name while it runs waits
+/// for its answer.
+type Pending = Arc<tokio::sync::OnceCell<Result<Arc<[IpAddr]>, ResolveError>>>;
+
 /// The system resolver's answers by host.
 struct SystemCache {
     ttl: Duration,
     entries: parking_lot::Mutex<foldhash::HashMap<String, Kept>>,
+    /// Lookups under way, by host: when an answer expires under load, one lookup replaces
+    /// it instead of one per request in flight.
+    pending: parking_lot::Mutex<foldhash::HashMap<String, Pending>>,
+    /// How many times the system resolver was asked.
+    asked: std::sync::atomic::AtomicU64,
 }
 
 impl SystemCache {
@@ -79,7 +88,19 @@ impl SystemCache {
         SystemCache {
             ttl,
             entries: Default::default(),
+            pending: Default::default(),
+            asked: Default::default(),
         }
+    }
+
+    /// The lookup of `host` under way, or a new one. Lookups whose every waiter went away
+    /// before they finished are dropped when too many are listed.
+    fn pending(&self, host: &str) -> Pending {
+        let mut pending = self.pending.lock();
+        if pending.len() >= SYSTEM_CACHE_ENTRIES && !pending.contains_key(host) {
+            pending.retain(|_, p| Arc::strong_count(p) > 1);
+        }
+        pending.entry(host.to_string()).or_default().clone()
     }
 
     /// The addresses of `host` when an answer younger than the TTL is kept.
@@ -174,24 +195,42 @@ impl Resolver {
     async fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
         match &self.servers {
             None => {
-                let cache = self.system_cache.as_deref();
-                if let Some(ips) = cache.and_then(|c| c.get(host, Instant::now())) {
-                    return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
+                let Some(cache) = self.system_cache.as_deref() else {
+                    return self.ask_system(host, port).await;
+                };
+                let with_port =
+                    |ips: &[IpAddr]| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+                if let Some(ips) = cache.get(host, Instant::now()) {
+                    return Ok(with_port(&ips));
                 }
-                let lookup = tokio::net::lookup_host((host.to_string(), port));
-                let addrs: Vec<SocketAddr> = tokio::time::timeout(self.timeout, lookup)
-                    .await
-                    .map_err(|_| ResolveError::Timeout)?
-                    .map_err(|e| ResolveError::NotFound(e.to_string()))?
-                    .collect();
-                if let Some(c) = cache.filter(|_| !addrs.is_empty()) {
-                    c.put(
-                        host,
-                        addrs.iter().map(SocketAddr::ip).collect(),
-                        Instant::now(),
-                    );
-                }
-                Ok(addrs)
+                let pending = cache.pending(host);
+                let answer = pending
+                    .get_or_init(|| async {
+                        // A lookup that ended between this request's miss and now has
+                        // left its answer.
+                        if let Some(ips) = cache.get(host, Instant::now()) {
+                            cache.pending.lock().remove(host);
+                            return Ok(ips);
+                        }
+                        cache
+                            .asked
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let answer = self.ask_system(host, port).await.map(|addrs| {
+                            addrs.iter().map(SocketAddr::ip).collect::<Arc<[IpAddr]>>()
+                        });
+                        // Kept before the lookup is no longer listed as under way, so that
+                        // a request arriving in between finds it. Failures are not kept.
+                        match &answer {
+                            Ok(ips) if !ips.is_empty() => {
+                                cache.put(host, ips.clone(), Instant::now());
+                            }
+                            _ => {}
+                        }
+                        cache.pending.lock().remove(host);
+                        answer
+                    })
+                    .await;
+                answer.as_deref().map(with_port).map_err(Clone::clone)
             }
             Some(servers) => {
                 // A trailing dot makes the name absolute: no search domains are tried.
@@ -215,6 +254,16 @@ impl Resolver {
                 }
             }
         }
+    }
+
+    /// The system resolver's addresses for `host` (getaddrinfo, on a blocking thread).
+    async fn ask_system(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        let lookup = tokio::net::lookup_host((host.to_string(), port));
+        Ok(tokio::time::timeout(self.timeout, lookup)
+            .await
+            .map_err(|_| ResolveError::Timeout)?
+            .map_err(|e| ResolveError::NotFound(e.to_string()))?
+            .collect())
     }
 
     /// The address to connect to for `host:port`. Overrides are trusted as configured;
@@ -470,6 +519,45 @@ mod tests {
         let uncached =
             Resolver::new(&none, &local, Duration::from_secs(2)).with_system_cache(Duration::ZERO);
         assert!(uncached.system_cache.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_for_a_name_share_one_lookup() {
+        let none = BTreeMap::new();
+        let local = ["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let r = Resolver::new(&none, &local, Duration::from_secs(2))
+            .with_system_cache(Duration::from_secs(30));
+        let cache = r.system_cache.clone().unwrap();
+        let asked = || cache.asked.load(std::sync::atomic::Ordering::Relaxed);
+        let burst = |name: &'static str| {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let r = r.clone();
+                    tokio::spawn(async move { r.resolve(name, 443).await })
+                })
+                .collect();
+            futures_util::future::join_all(tasks)
+        };
+        for answer in burst("localhost").await {
+            assert!(answer.unwrap().unwrap().ip().is_loopback());
+        }
+        assert_eq!(asked(), 1);
+        // Expired under load: one lookup again.
+        let ip: Arc<[IpAddr]> = Arc::from(vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        cache.put("localhost", ip, Instant::now() - Duration::from_secs(31));
+        for answer in burst("localhost").await {
+            assert!(answer.unwrap().is_ok());
+        }
+        assert_eq!(asked(), 2);
+        // A failure reaches every request that waited for it, and is not kept: the next
+        // request asks again.
+        for answer in burst("nowhere.permeable.invalid").await {
+            assert!(matches!(answer.unwrap(), Err(ResolveError::NotFound(_))));
+        }
+        let after_failure = asked();
+        assert!(r.resolve("nowhere.permeable.invalid", 443).await.is_err());
+        assert_eq!(asked(), after_failure + 1);
+        assert!(cache.pending.lock().is_empty());
     }
 
     #[test]
