@@ -20,7 +20,8 @@
 //! policy then applies the strictest decision among the candidates, so a request that
 //! some framework would read as a post is decided as a post.
 //!
-//! Classification runs twice: from the head alone ([`classify_head`], before any body is
+//! Classification runs twice: from the head alone
+//! ([`classify_head`](crate::engine::policy::evaluate::classify_head), before any body is
 //! buffered) and again with the decoded body ([`classify`]). The head pass tells the proxy
 //! whether to buffer the body.
 

@@ -828,6 +828,15 @@ fn cases() -> Vec<Case> {
         AWS,
         Blocked,
     ));
+    v.push(case(
+        "charset: a form without a charset, codename with an escaped \u{c9} (ISO-8859-1, the servlet default)",
+        "mastodon.social",
+        STATUSES,
+        FORM,
+        "status=Update+on+BLUEH%C9RON",
+        CODENAME,
+        Blocked,
+    ));
     // A multipart part in the charset it declares (Commons FileUpload reads it so).
     let part_in = |charset: &str, content: &[u8]| -> Vec<u8> {
         let mut body = format!(

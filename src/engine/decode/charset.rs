@@ -8,18 +8,21 @@
 //! - a body in **UTF-16** (by its byte-order mark, its declared charset, or, for JSON and
 //!   untyped bodies, the zero bytes of its first four bytes) whose bytes cannot be read as
 //!   UTF-8 text (they hold zero bytes or are not UTF-8) is transcoded to UTF-8, read as any
-//!   other body and written back in UTF-16: [`Charset::Utf16`]. Text that is not valid
+//!   other body and written back in UTF-16: [`Charset::Utf16`] (its bytes as sent are read
+//!   too, for a reader that ignores the mark: [`BodyText::sent`]). Text that is not valid
 //!   UTF-16 (an odd length, a lone surrogate) is not transcoded;
 //! - any other declared charset (`windows-1252`, `koi8-r`, `shift_jis`, or UTF-16 that
 //!   could not be transcoded) leaves the body's bytes as they are and adds a reading of the
 //!   whole body in that charset, a form's escapes undone first ([`Charset::Also`]): the
 //!   detectors see `BLUEHÉRON` where the bytes as UTF-8 held an invalid byte. What is found
-//!   only there cannot be rewritten in place, so a redaction there blocks the request.
+//!   only there cannot be rewritten in place, so a redaction there blocks the request;
+//! - a form or a multipart value that declares no charset and is not UTF-8 is read in
+//!   ISO-8859-1 too, the servlet default when no charset is given.
 //!
 //! Labels are WHATWG's (`latin1` and `iso-8859-1` are `windows-1252`, `utf-16` is
 //! little-endian unless the bytes say otherwise), through `encoding_rs`.
 
-use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
 
 use super::multipart::{MediaType, Part};
 
@@ -177,10 +180,24 @@ pub fn part_charset(part: &Part) -> Option<&'static Encoding> {
     declared(&MediaType::parse(part.content_type.as_deref()?))
 }
 
-/// Multipart parts whose bytes are not UTF-8 but that declare a charset (or sit in a body
-/// that declares one, `body`): their text is read in it (a servlet reads such a part's
-/// value in the request's charset, Commons FileUpload in the part's). That text is not the
-/// bytes in the body, so it is never rewritten (`transfer_encoded`).
+/// The charset of a form body that declares none: UTF-8, unless its values are not UTF-8
+/// once their escapes are undone (`status=BLUEH%C9RON`); then they are also read in
+/// ISO-8859-1 (as WHATWG, `windows-1252`), which a servlet uses when no charset is given.
+pub fn undeclared_form(raw: &[u8]) -> Charset {
+    if memchr::memchr(b'%', raw).is_none() && std::str::from_utf8(raw).is_ok() {
+        return Charset::Utf8;
+    }
+    match std::str::from_utf8(&super::form::form_decode_bytes(raw)) {
+        Ok(_) => Charset::Utf8,
+        Err(_) => Charset::Also(WINDOWS_1252),
+    }
+}
+
+/// Multipart parts whose bytes are not UTF-8: their text is read in the charset the part
+/// declares, or the body (`body`), or else, for a value (a part without a filename), in
+/// ISO-8859-1 (a servlet reads a part's value in the request's charset, ISO-8859-1 when
+/// none is given; Commons FileUpload in the part's). That text is not the bytes in the
+/// body, so it is never rewritten (`transfer_encoded`).
 pub fn read_parts(parts: &mut [Part], raw: &[u8], body: Option<&'static Encoding>) {
     for p in parts
         .iter_mut()
@@ -189,7 +206,8 @@ pub fn read_parts(parts: &mut [Part], raw: &[u8], body: Option<&'static Encoding
         if p.is_media() {
             continue;
         }
-        let Some(encoding) = part_charset(p).or(body) else {
+        let value = p.filename.is_none().then_some(WINDOWS_1252);
+        let Some(encoding) = part_charset(p).or(body).or(value) else {
             continue;
         };
         let Some(bytes) = raw.get(p.start..p.end) else {

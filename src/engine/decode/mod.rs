@@ -417,6 +417,12 @@ pub fn decode_body_as(
             }
         }
     }
+    // A form that declares no charset but whose values are not UTF-8: a servlet reads them
+    // in ISO-8859-1, the default when none is declared (see `charset`).
+    let charset = match (&kind, charset) {
+        (BodyKind::Form(_), Charset::Utf8) => charset::undeclared_form(&raw),
+        (_, declared) => declared,
+    };
     // Parts whose bytes are not UTF-8, read in the charset they or the body declare.
     let body_charset = match charset {
         Charset::Also(e) => Some(e),

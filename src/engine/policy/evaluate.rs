@@ -1626,6 +1626,21 @@ mod tests {
         );
         let d = decide(latin, b"status=news+on+BLUEH%C9RON");
         assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        // No charset declared, values that are not UTF-8: read in ISO-8859-1 too (the
+        // servlet default), a form's and a multipart value's alike.
+        let untyped_form = "application/x-www-form-urlencoded";
+        let d = decide(untyped_form, b"status=news+on+BLUEH%C9RON");
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
+        let d = decide(untyped_form, b"status=caf%E9+au+lait");
+        assert_eq!(
+            (d.action, d.body.is_none()),
+            (Action::Allow, true),
+            "{:?}",
+            d.trace
+        );
+        let value = b"--B\r\nContent-Disposition: form-data; name=\"status\"\r\n\r\nBLUEH\xc9RON\r\n--B--\r\n";
+        let d = decide("multipart/form-data; boundary=B", value);
+        assert_eq!(d.action, Action::Block, "{:?}", d.trace);
         // A card only the declared charset shows cannot be masked in place: blocked.
         let d = decide(
             "application/x-www-form-urlencoded; charset=shift_jis",
