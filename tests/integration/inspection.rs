@@ -768,13 +768,13 @@ fn cases() -> Vec<Case> {
         Redacted,
     ));
     v.push(case(
-        "charset: a form declared UTF-16, card redacted in UTF-16",
+        "charset: a form declared UTF-16, card (its bytes stay a form as sent: blocked)",
         "mastodon.social",
         STATUSES,
         FORM_UTF16,
         utf16(&format!("status=pay+{CARD}+now&visibility=public"), false),
         CARD,
-        Redacted,
+        Blocked,
     ));
     v.push(case(
         "charset: UTF-16 JSON, codename with a Cyrillic letter",
@@ -836,6 +836,17 @@ fn cases() -> Vec<Case> {
         "status=Update+on+BLUEH%C9RON",
         CODENAME,
         Blocked,
+    ));
+    let mut marked_form = vec![0xff, 0xfe];
+    marked_form.extend_from_slice(format!("&status=pay+{CARD}+now&x=1").as_bytes());
+    v.push(case(
+        "charset: a UTF-16 mark before a form a site reads by its bytes",
+        "mastodon.social",
+        STATUSES,
+        FORM,
+        marked_form,
+        CARD,
+        Redacted,
     ));
     // A multipart part in the charset it declares (Commons FileUpload reads it so).
     let part_in = |charset: &str, content: &[u8]| -> Vec<u8> {

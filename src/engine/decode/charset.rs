@@ -24,6 +24,7 @@
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
 
+use super::form::FormPair;
 use super::multipart::{MediaType, Part};
 
 /// How a body's charset shapes its readings.
@@ -135,8 +136,17 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     let Some(order) = utf16 else {
         return as_is(raw, Charset::Utf8);
     };
-    let as_bytes_unreadable =
-        memchr::memchr(0, &raw).is_some() || std::str::from_utf8(&raw).is_err();
+    // Transcoded only where the bytes as sent cannot be read as the declared type (JSON
+    // holding zero bytes or not UTF-8, text not UTF-8): a form or an untyped body keeps its
+    // bytes, which Rack and PHP read as a form whatever the mark says, and its UTF-16 form
+    // is read beside them (`utf16_form`).
+    let essence = media.essence.as_str();
+    let not_utf8 = std::str::from_utf8(&raw).is_err();
+    let as_bytes_unreadable = if super::is_json_type(essence) {
+        not_utf8 || memchr::memchr(0, &raw).is_some()
+    } else {
+        essence.starts_with("text/") && not_utf8
+    };
     if as_bytes_unreadable {
         if let Some(text) = order
             .encoding()
@@ -150,6 +160,40 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
         }
     }
     as_is(raw, Charset::Also(order.encoding()))
+}
+
+/// The pairs of a form body in UTF-16 (`encoding`), their value spans in the body's own
+/// bytes: an alternative reading of a form whose bytes stay as sent (inspected, never
+/// rewritten). Units that are not UTF-16 read as U+FFFD.
+pub fn utf16_form(raw: &[u8], encoding: &'static Encoding) -> Vec<FormPair> {
+    let big = encoding == UTF_16BE;
+    let units = raw.chunks_exact(2).map(|p| {
+        if big {
+            u16::from_be_bytes([p[0], p[1]])
+        } else {
+            u16::from_le_bytes([p[0], p[1]])
+        }
+    });
+    // The text, and for each of its UTF-8 offsets the offset in `raw` it came from.
+    let mut text = String::with_capacity(raw.len());
+    let mut at = Vec::with_capacity(raw.len() + 1);
+    let mut offset = 0;
+    for c in char::decode_utf16(units) {
+        let (c, width) = match c {
+            Ok(c) => (c, 2 * c.len_utf16()),
+            Err(_) => (char::REPLACEMENT_CHARACTER, 2),
+        };
+        text.push(c);
+        at.extend(std::iter::repeat_n(offset, c.len_utf8()));
+        offset += width;
+    }
+    at.push(offset);
+    let mut pairs = super::form::parse_form(text.as_bytes());
+    for p in &mut pairs {
+        p.value_start = at[p.value_start];
+        p.value_end = at[p.value_end];
+    }
+    pairs
 }
 
 /// `text` in UTF-16 of `order` (a byte-order mark it holds is written as one).
@@ -251,18 +295,30 @@ mod tests {
             with_mark
         );
 
-        // Labelled little-endian, but the zero bytes say big-endian.
-        let be = encode_utf16("status=caf\u{e9}", ByteOrder::Big);
+        // A form keeps its bytes (Rack reads those); labelled little-endian, but the zero
+        // bytes say big-endian. Its UTF-16 pairs point into those bytes.
+        let be = encode_utf16("status=caf\u{e9}&x=1", ByteOrder::Big);
         let form = media("application/x-www-form-urlencoded; charset=UTF-16");
-        let (text, cs) = read(&form, be, false);
-        assert_eq!(cs, Charset::Utf16(ByteOrder::Big));
-        assert_eq!(text, "status=caf\u{e9}".as_bytes());
+        let (bytes, cs) = read(&form, be.clone(), false);
+        assert_eq!((bytes, cs), (be.clone(), Charset::Also(UTF_16BE)));
+        let pairs = utf16_form(&be, UTF_16BE);
+        assert_eq!(
+            (pairs[0].key.as_str(), pairs[0].value.as_str()),
+            ("status", "caf\u{e9}")
+        );
+        assert_eq!((pairs[0].value_start, pairs[0].value_end), (14, 22));
+        assert_eq!((pairs[1].value_start, pairs[1].value_end), (28, 30));
 
-        // JSON without a mark or a label: RFC 4627's four bytes; not for other types.
+        // JSON without a mark or a label: RFC 4627's four bytes; an untyped body keeps its
+        // bytes and is read in UTF-16 too; not for other types.
         let bare = utf16le("{\"a\":1}");
         assert_eq!(
-            read(&media(""), bare.clone(), true).1,
+            read(&media("application/json"), bare.clone(), true).1,
             Charset::Utf16(ByteOrder::Little)
+        );
+        assert_eq!(
+            read(&media(""), bare.clone(), true).1,
+            Charset::Also(UTF_16LE)
         );
         assert_eq!(read(&media("text/plain"), bare, false).1, Charset::Utf8);
     }

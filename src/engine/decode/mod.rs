@@ -423,6 +423,12 @@ pub fn decode_body_as(
         (BodyKind::Form(_), Charset::Utf8) => charset::undeclared_form(&raw),
         (_, declared) => declared,
     };
+    // A form in UTF-16 whose bytes stay as sent: its UTF-16 pairs are read beside them.
+    if let (BodyKind::Form(_), Charset::Also(e)) = (&kind, charset) {
+        if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
+            alt.push(BodyKind::Form(charset::utf16_form(&raw, e)));
+        }
+    }
     // Parts whose bytes are not UTF-8, read in the charset they or the body declare.
     let body_charset = match charset {
         Charset::Also(e) => Some(e),
