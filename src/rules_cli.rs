@@ -639,13 +639,7 @@ fn explain_scan(
     let decoded = decode::decode_body(Some(content_type), None, body, body.len().max(1))
         .map_err(|e| e.reason)?;
     let mut fields = decode::all_fields(&decode::Inputs::body(&decoded));
-    if matches!(decoded.kind, decode::BodyKind::Binary) {
-        fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
-    }
-    fields.extend(decoded.charset_reading(&[]));
-    if let Some(sent) = &decoded.sent {
-        fields.push(decode::fields::raw_text("body (as sent)", sent, &[]));
-    }
+    fields.extend(decoded.whole_readings());
     let mut out = String::new();
     let mut list = Vec::new();
     let mut count = 0;

@@ -182,6 +182,21 @@ impl DecodedBody {
         })
     }
 
+    /// The readings of the whole body a scan of its fields adds (`permeable scan`): a
+    /// binary body's bytes, the body in the charset it declares, the bytes a UTF-16 body
+    /// was sent as.
+    pub fn whole_readings(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        if matches!(self.kind, BodyKind::Binary) {
+            out.push(fields::raw_text("body (raw)", &self.raw, &[]));
+        }
+        out.extend(self.charset_reading(&[]));
+        if let Some(sent) = &self.sent {
+            out.push(fields::raw_text("body (as sent)", sent, &[]));
+        }
+        out
+    }
+
     /// Re-applies the body's charset and Content-Encoding to new bytes.
     pub fn reencode(&self, raw: &[u8]) -> Result<Vec<u8>, std::io::Error> {
         let mut data = match self.charset {

@@ -353,13 +353,7 @@ pub fn scan_body(
         policy.opts.max_body.max(body.len()),
     )?;
     let mut fields = decode::all_fields(&Inputs::body(&decoded));
-    if matches!(decoded.kind, BodyKind::Binary) {
-        fields.push(decode::fields::raw_text("body (raw)", &decoded.raw, &[]));
-    }
-    fields.extend(decoded.charset_reading(&[]));
-    if let Some(sent) = &decoded.sent {
-        fields.push(decode::fields::raw_text("body (as sent)", sent, &[]));
-    }
+    fields.extend(decoded.whole_readings());
     let mut matches = Vec::new();
     scan_fields(policy, &fields, 0, |_| true, &mut matches);
     Ok(to_findings(policy, &fields, fields.len(), &matches))
