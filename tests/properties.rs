@@ -334,6 +334,26 @@ proptest! {
         prop_assert!(!value.chars().filter(|c| c.is_alphanumeric()).any(|c| redacted.contains(c) && !"REDACTED".contains(c)));
     }
 
+    /// Whether a form's or a query's escapes spell UTF-8, checked in chunks without a copy,
+    /// agrees with decoding a copy and checking that, wherever a sequence is cut.
+    #[test]
+    fn escapes_spell_utf8_agrees_with_a_decoded_copy(
+        pieces in proptest::collection::vec(prop_oneof![
+            "[a-z+&=%]{0,3}",
+            "\\PC{1,2}",
+            any::<u8>().prop_map(|b| format!("%{b:02X}")),
+            Just("%C3%A9".to_string()),
+            Just("%E2%82%AC".to_string()),
+        ], 0..700),
+    ) {
+        use permeable::engine::decode::{charset::escapes_spell_utf8, form::form_decode_bytes};
+        let raw = pieces.concat();
+        prop_assert_eq!(
+            escapes_spell_utf8(raw.as_bytes()),
+            std::str::from_utf8(&form_decode_bytes(raw.as_bytes())).is_ok()
+        );
+    }
+
     /// The CONNECT parser takes any bytes without panicking; what it accepts it gives back.
     #[test]
     fn connect_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

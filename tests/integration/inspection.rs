@@ -837,6 +837,26 @@ fn cases() -> Vec<Case> {
         CODENAME,
         Blocked,
     ));
+    // Escapes in the target that spell ISO-8859-1 (a servlet connector's default URI
+    // encoding), in a query parameter and in a path segment.
+    v.push(case(
+        "charset: a query parameter whose escapes spell the codename in ISO-8859-1",
+        "mastodon.social",
+        "POST /api/v1/statuses?status=Update+on+BLUEH%C9RON",
+        JSON,
+        r#"{"visibility":"public"}"#,
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "charset: a path segment whose escapes spell the codename in ISO-8859-1",
+        "mastodon.social",
+        "POST /api/v1/tags/BLUEH%C9RON/follow",
+        "",
+        "",
+        CODENAME,
+        Blocked,
+    ));
     let mut marked_form = vec![0xff, 0xfe];
     marked_form.extend_from_slice(format!("&status=pay+{CARD}+now&x=1").as_bytes());
     v.push(case(
@@ -943,6 +963,15 @@ fn cases() -> Vec<Case> {
         STATUSES,
         "Content-Type: application/x-www-form-urlencoded; charset=ISO-8859-1\r\n",
         "status=caf%E9+au+lait",
+        "",
+        Delivered,
+    ));
+    v.push(case(
+        "harmless: a query parameter in ISO-8859-1 with an accent",
+        "mastodon.social",
+        "POST /api/v1/statuses?status=caf%E9+au+lait",
+        JSON,
+        r#"{"visibility":"public"}"#,
         "",
         Delivered,
     ));

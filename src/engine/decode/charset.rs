@@ -228,13 +228,57 @@ pub fn part_charset(part: &Part) -> Option<&'static Encoding> {
 /// once their escapes are undone (`status=BLUEH%C9RON`); then they are also read in
 /// ISO-8859-1 (as WHATWG, `windows-1252`), which a servlet uses when no charset is given.
 pub fn undeclared_form(raw: &[u8]) -> Charset {
-    if memchr::memchr(b'%', raw).is_none() && std::str::from_utf8(raw).is_ok() {
-        return Charset::Utf8;
+    if escapes_spell_utf8(raw) {
+        Charset::Utf8
+    } else {
+        Charset::Also(WINDOWS_1252)
     }
-    match std::str::from_utf8(&super::form::form_decode_bytes(raw)) {
-        Ok(_) => Charset::Utf8,
-        Err(_) => Charset::Also(WINDOWS_1252),
+}
+
+/// Whether the bytes a form component or query string spells, once its `%XX` escapes are
+/// undone, are UTF-8; checked in stack-sized chunks, without a decoded copy.
+pub fn escapes_spell_utf8(raw: &[u8]) -> bool {
+    if memchr::memchr(b'%', raw).is_none() {
+        return std::str::from_utf8(raw).is_ok();
     }
+    let mut chunk = [0u8; 1024];
+    // Bytes in `chunk`: a sequence cut by the chunk's end is carried to the next.
+    let mut len = 0;
+    let mut i = 0;
+    loop {
+        while len < chunk.len() && i < raw.len() {
+            let escaped = (raw[i] == b'%' && i + 2 < raw.len())
+                .then(|| super::hex_byte(&raw[i + 1..i + 3]))
+                .flatten();
+            chunk[len] = escaped.unwrap_or(raw[i]);
+            i += if escaped.is_some() { 3 } else { 1 };
+            len += 1;
+        }
+        match std::str::from_utf8(&chunk[..len]) {
+            Ok(_) => len = 0,
+            // A sequence the chunk's end cut short: carry it (at most 3 bytes).
+            Err(e) if e.error_len().is_none() && i < raw.len() => {
+                let valid = e.valid_up_to();
+                chunk.copy_within(valid..len, 0);
+                len -= valid;
+            }
+            Err(_) => return false,
+        }
+        if i >= raw.len() {
+            return len == 0;
+        }
+    }
+}
+
+/// A query string's or a path's text as a servlet reads it when its escapes spell bytes
+/// that are not UTF-8 (`q=BLUEH%C9RON`): ISO-8859-1 (as WHATWG, `windows-1252`), the
+/// default of a connector that declares no URI encoding. `None` when they are UTF-8.
+pub fn undeclared_target_reading(spelled: &[u8]) -> Option<String> {
+    if std::str::from_utf8(spelled).is_ok() {
+        return None;
+    }
+    let (text, _) = WINDOWS_1252.decode_without_bom_handling(spelled);
+    Some(text.into_owned())
 }
 
 /// Multipart parts whose bytes are not UTF-8: their text is read in the charset the part
@@ -269,6 +313,27 @@ mod tests {
 
     fn utf16le(s: &str) -> Vec<u8> {
         encode_utf16(s, ByteOrder::Little)
+    }
+
+    #[test]
+    fn escapes_spell_utf8_across_chunks() {
+        // A two-byte sequence cut by every chunk boundary, and a lone Latin-1 byte at the end.
+        for pad in 0..4 {
+            let mut raw = "a".repeat(1023 + pad);
+            raw.push_str(&"%C3%A9".repeat(700));
+            assert!(escapes_spell_utf8(raw.as_bytes()), "pad {pad}");
+            raw.push_str("%E9");
+            assert!(!escapes_spell_utf8(raw.as_bytes()), "pad {pad}");
+        }
+        assert!(escapes_spell_utf8(b"q=caf%C3%A9&x=%zz%4"));
+        assert!(!escapes_spell_utf8(b"q=BLUEH%C9RON"));
+        assert!(!escapes_spell_utf8(b"q=%E2%82"));
+        assert!(!escapes_spell_utf8(b"q=\xff"));
+        assert_eq!(
+            undeclared_target_reading(b"BLUEH\xc9RON").as_deref(),
+            Some("BLUEH\u{c9}RON")
+        );
+        assert_eq!(undeclared_target_reading("caf\u{e9}".as_bytes()), None);
     }
 
     fn media(s: &str) -> MediaType {

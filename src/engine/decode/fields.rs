@@ -485,6 +485,20 @@ pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
     }
 }
 
+impl Field {
+    /// Another reading of some part of the request (a value in another charset, the path):
+    /// a field of its own, named `name`, that cannot be rewritten.
+    pub fn reading(name: String, text: String, whole_document: bool) -> Field {
+        Field {
+            loc: FieldLoc::Other(name.clone()),
+            name,
+            text,
+            rewritable: false,
+            whole_document,
+        }
+    }
+}
+
 /// The bytes a field's value occupies in the body or the query string: a JSON string
 /// literal, a parameter's encoded value, or the whole value a JSON string inside a
 /// parameter sits in.

@@ -803,6 +803,7 @@ fn inspect(
         if let Some(d) = reading.decoded {
             charset_twins(&inputs, d, &mut fields, 0);
         }
+        query_twins(head, &inputs, &mut fields, 0);
     }
     let content_fields = fields.len();
     let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
@@ -816,15 +817,20 @@ fn inspect(
         {
             charset_twins(&inputs, d, &mut fields, content_fields);
         }
-        // The path carries words too (a hashtag followed, a list renamed by URL).
-        let path = percent_encoding::percent_decode_str(head.path_only()).decode_utf8_lossy();
-        fields.push(Field {
-            name: decode::fields::PATH_FIELD.into(),
-            text: path.into_owned(),
-            loc: FieldLoc::Other(decode::fields::PATH_FIELD.into()),
-            rewritable: false,
-            whole_document: true,
-        });
+        query_twins(head, &inputs, &mut fields, content_fields);
+        // The path carries words too (a hashtag followed, a list renamed by URL), in
+        // ISO-8859-1 too where its escapes are not UTF-8 (see `query_twins`).
+        let spelled: Vec<u8> = percent_encoding::percent_decode_str(head.path_only()).collect();
+        let latin = decode::charset::undeclared_target_reading(&spelled);
+        fields.push(Field::reading(
+            decode::fields::PATH_FIELD.into(),
+            String::from_utf8_lossy(&spelled).into_owned(),
+            true,
+        ));
+        if let Some(text) = latin {
+            let name = format!("{} (read as windows-1252)", decode::fields::PATH_FIELD);
+            fields.push(Field::reading(name, text, true));
+        }
     }
     let mut matches = Vec::new();
     scan_fields(policy, &fields[..content_fields], 0, |_| true, &mut matches);
@@ -1098,13 +1104,35 @@ fn charset_twins(inputs: &Inputs<'_>, decoded: &DecodedBody, fields: &mut Vec<Fi
             };
             let text = decode::charset::reading(encoding, &bytes)?;
             let name = format!("{} (read as {})", f.name, encoding.name());
-            Some(Field {
-                loc: FieldLoc::Other(name.clone()),
-                name,
-                text,
-                rewritable: false,
-                whole_document: f.whole_document,
-            })
+            Some(Field::reading(name, text, f.whole_document))
+        })
+        .collect();
+    fields.extend(twins);
+}
+
+/// Stage: query parameters from `from` on whose escapes spell bytes that are not UTF-8
+/// (`q=BLUEH%C9RON`), read in ISO-8859-1 too, as fields of their own that cannot be
+/// rewritten: a servlet container reads a query in its connector's URI encoding, which the
+/// gateway cannot know, and ISO-8859-1 when none is set. A redaction only that reading
+/// needs blocks the request.
+fn query_twins(head: &RequestHead, inputs: &Inputs<'_>, fields: &mut Vec<Field>, from: usize) {
+    let Some(query) = head.query().map(str::as_bytes) else {
+        return;
+    };
+    if inputs.query.is_empty() || decode::charset::escapes_spell_utf8(query) {
+        return;
+    }
+    let twins: Vec<Field> = fields[from..]
+        .iter()
+        .filter_map(|f| {
+            let (decode::Source::Query, start, end) = decode::fields::raw_span(inputs, &f.loc)?
+            else {
+                return None;
+            };
+            let spelled = decode::form::form_decode_bytes(query.get(start..end)?);
+            let text = decode::charset::undeclared_target_reading(&spelled)?;
+            let name = format!("{} (read as windows-1252)", f.name);
+            Some(Field::reading(name, text, f.whole_document))
         })
         .collect();
     fields.extend(twins);
