@@ -837,6 +837,31 @@ fn cases() -> Vec<Case> {
         CODENAME,
         Blocked,
     ));
+    // A text file in ISO-8859-1 that declares no charset, typed or untyped (RFC 7578
+    // makes an untyped part text/plain).
+    for (name, typed) in [
+        (
+            "charset: a text file part in ISO-8859-1 without a charset",
+            true,
+        ),
+        ("charset: an untyped file part in ISO-8859-1", false),
+    ] {
+        let mut body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n{}\r\n",
+            if typed { "Content-Type: text/plain\r\n" } else { "" }
+        )
+        .into_bytes();
+        body.extend_from_slice(b"Status of BLUEH\xc9RON, internal\r\n--XyZ--\r\n");
+        v.push(case(
+            name,
+            "mastodon.social",
+            "POST /api/v2/media",
+            "Content-Type: multipart/form-data; boundary=XyZ\r\n",
+            body,
+            CODENAME,
+            Blocked,
+        ));
+    }
     // Escapes in the target that spell ISO-8859-1 (a servlet connector's default URI
     // encoding), in a query parameter and in a path segment.
     v.push(case(
@@ -972,6 +997,15 @@ fn cases() -> Vec<Case> {
         "POST /api/v1/statuses?status=caf%E9+au+lait",
         JSON,
         r#"{"visibility":"public"}"#,
+        "",
+        Delivered,
+    ));
+    v.push(case(
+        "harmless: a text file part in ISO-8859-1",
+        "mastodon.social",
+        "POST /api/v2/media",
+        "Content-Type: multipart/form-data; boundary=XyZ\r\n",
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"menu.txt\"\r\nContent-Type: text/plain\r\n\r\nCaf\xe9 cr\xe8me \xe0 la gare\r\n--XyZ--\r\n".to_vec(),
         "",
         Delivered,
     ));

@@ -282,10 +282,11 @@ pub fn undeclared_target_reading(spelled: &[u8]) -> Option<String> {
 }
 
 /// Multipart parts whose bytes are not UTF-8: their text is read in the charset the part
-/// declares, or the body (`body`), or else, for a value (a part without a filename), in
-/// ISO-8859-1 (a servlet reads a part's value in the request's charset, ISO-8859-1 when
-/// none is given; Commons FileUpload in the part's). That text is not the bytes in the
-/// body, so it is never rewritten (`transfer_encoded`).
+/// declares, or the body (`body`), or else, for a value (a part without a filename) or a
+/// text file (`text/*`, or no type, which RFC 7578 makes `text/plain`), in ISO-8859-1 (a
+/// servlet reads a part's value in the request's charset, ISO-8859-1 when none is given;
+/// Commons FileUpload in the part's). That text is not the bytes in the body, so it is
+/// never rewritten (`transfer_encoded`).
 pub fn read_parts(parts: &mut [Part], raw: &[u8], body: Option<&'static Encoding>) {
     for p in parts
         .iter_mut()
@@ -294,7 +295,11 @@ pub fn read_parts(parts: &mut [Part], raw: &[u8], body: Option<&'static Encoding
         if p.is_media() {
             continue;
         }
-        let value = p.filename.is_none().then_some(WINDOWS_1252);
+        let text_file = p
+            .content_type
+            .as_deref()
+            .is_none_or(|ct| MediaType::parse(ct).essence.starts_with("text/"));
+        let value = (p.filename.is_none() || text_file).then_some(WINDOWS_1252);
         let Some(encoding) = part_charset(p).or(body).or(value) else {
             continue;
         };
