@@ -24,6 +24,22 @@ pub enum InterceptMode {
     All,
 }
 
+/// What becomes of a CONNECT to an IP address whose TLS ClientHello names no server: the
+/// gateway cannot tell which site the client means, and the request's Host may name any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutSni {
+    /// Decrypted with a leaf minted for the address: a request whose Host names another
+    /// host is refused, one for the address itself is forwarded to it over TLS verified
+    /// for that address.
+    #[default]
+    Intercept,
+    /// Relayed blind, never decrypted.
+    Relay,
+    /// Closed.
+    Refuse,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -89,6 +105,8 @@ pub struct ProxyConfig {
     pub bypass: Vec<String>,
     /// Ports a CONNECT may target.
     pub connect_ports: Vec<u16>,
+    /// A CONNECT to an IP address whose ClientHello names no server.
+    pub tls_without_sni: WithoutSni,
     /// Seconds a client may take to send a request head; also how long an HTTP/2
     /// connection may sit without a request.
     pub header_timeout_seconds: u64,
@@ -135,6 +153,7 @@ impl Default for ProxyConfig {
             intercept: InterceptMode::Catalogue,
             bypass: Vec::new(),
             connect_ports: vec![443],
+            tls_without_sni: WithoutSni::Intercept,
             header_timeout_seconds: 60,
             body_timeout_seconds: 30,
             body_min_bytes: 1024,

@@ -285,7 +285,8 @@ fn shared_state(
         )
         .with_nameservers(&config.upstream.nameservers)
         .with_system_cache(Duration::from_secs(config.upstream.dns_cache_seconds)),
-        tls: tls::interception_server_config(leaves),
+        tls: tls::interception_server_config(leaves.clone()),
+        leaves,
         connections: Arc::new(Connections::default()),
         in_flight: Arc::new(InFlight::default()),
         pages: Pages::new(config.pages.clone(), coach_key),

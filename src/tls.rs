@@ -290,9 +290,38 @@ impl ResolvesServerCert for LeafResolver {
     }
 }
 
+/// Leaves for a connection to an address: by the name the ClientHello asks for, or, when
+/// it names none (a client connecting to an IP address sends no SNI), for the address.
+#[derive(Debug)]
+struct Addressed {
+    leaves: Arc<LeafResolver>,
+    address: String,
+}
+
+impl ResolvesServerCert for Addressed {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.leaves
+            .certificate_for(hello.server_name().unwrap_or(&self.address))
+    }
+}
+
+/// The interception configuration for one connection to `address` (an IP address): as
+/// [`interception_server_config`], with a leaf for the address when the ClientHello names
+/// no server.
+pub fn addressed_server_config(leaves: Arc<LeafResolver>, address: &str) -> Arc<ServerConfig> {
+    server_config(Arc::new(Addressed {
+        leaves,
+        address: address.to_string(),
+    }))
+}
+
 /// The server-side TLS configuration used for every intercepted connection:
 /// certificates by SNI, HTTP/2 and HTTP/1.1 by ALPN.
 pub fn interception_server_config(resolver: Arc<LeafResolver>) -> Arc<ServerConfig> {
+    server_config(resolver)
+}
+
+fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use super::{Gateway, Shared};
 use crate::auth::{Identity, Verdict};
+use crate::config::WithoutSni;
 use crate::metrics;
 use crate::upstream::ResolveError;
 
@@ -640,8 +641,14 @@ impl Front {
         identity: Option<Arc<Identity>>,
         shutdown: &ShutdownWatch,
     ) {
-        let acceptor =
-            pingora::listeners::tls::Acceptor::from_server_config(self.shared.tls.clone());
+        // A client connecting to an IP address names no server (RFC 6066): the leaf is for
+        // the address. Every other connection shares one configuration.
+        let config = if names_an_address(&host) {
+            crate::tls::addressed_server_config(self.shared.leaves.clone(), &host)
+        } else {
+            self.shared.tls.clone()
+        };
+        let acceptor = pingora::listeners::tls::Acceptor::from_server_config(config);
         // The handshake is part of the head: a client that connects and never finishes it
         // is cut off at the same deadline (and cannot hold a stopping gateway open).
         let handshake = tokio::time::timeout(self.header_timeout(), acceptor.tls_handshake(*l4));
@@ -671,7 +678,10 @@ impl Front {
     /// TLS handshake names a site that is intercepted: a `CONNECT` to an IP address (or to
     /// another name) whose ClientHello asks for a catalogue site is intercepted and
     /// classified by that name, and the site is reached by its name, not by the address
-    /// the client gave (what `curl --connect-to` does must not make a blind tunnel).
+    /// the client gave (what `curl --connect-to` does must not make a blind tunnel). A
+    /// `CONNECT` to an address whose ClientHello names no server could be meant for any
+    /// site: `proxy.tls_without_sni` says whether it is intercepted (the default; its
+    /// requests must then name the address), relayed or closed.
     #[allow(clippy::too_many_arguments)]
     async fn tunnel(
         &self,
@@ -767,6 +777,28 @@ impl Front {
                 self.intercept(l4, client, key, sni, port, identity, shutdown)
                     .await;
                 return;
+            }
+            crate::tls::HelloRead::Hello(None) if names_an_address(host) => {
+                match self.shared.config.proxy.tls_without_sni {
+                    WithoutSni::Relay => {}
+                    WithoutSni::Refuse => {
+                        metrics::TUNNELS_TOTAL.with_label_values(&["refused"]).inc();
+                        tracing::info!(client = %client, host, "tunnel closed: TLS to an address without a server name (proxy.tls_without_sni: refuse)");
+                        return;
+                    }
+                    WithoutSni::Intercept => {
+                        // The Host of every request on it must then name the address.
+                        drop(upstream);
+                        metrics::TUNNELS_TOTAL
+                            .with_label_values(&["intercept"])
+                            .inc();
+                        tracing::debug!(client = %client, host, "TLS to an address without a server name: intercepted");
+                        l4.rewind(&first);
+                        self.intercept(l4, client, key, host.to_string(), port, identity, shutdown)
+                            .await;
+                        return;
+                    }
+                }
             }
             crate::tls::HelloRead::Unreadable | crate::tls::HelloRead::Incomplete => {
                 // A handshake the gateway cannot read could name anything: not relayed.
@@ -960,6 +992,22 @@ pub fn parse_connect(head: &[u8]) -> Result<(String, u16), String> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
+/// Whether a CONNECT target is an address rather than a name: an IP address, or a host
+/// whose last label is a number (`1760832001`, `0x68.0xf4.42.1`), which resolvers and
+/// URL parsers (WHATWG "ends in a number") take for an IPv4 address. A client connecting
+/// to one names no server in its ClientHello.
+pub fn names_an_address(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The `Proxy-Authorization` value of a request head, if it has one.
 fn proxy_authorization(head: &[u8]) -> Option<Vec<u8>> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -1035,5 +1083,30 @@ mod tests {
             parse_connect(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n").unwrap(),
             ("::1".into(), 443)
         );
+    }
+
+    #[test]
+    fn addresses_in_every_spelling_are_addresses() {
+        for a in [
+            "104.244.42.1",
+            "::1",
+            "2001:db8::1",
+            "1760832001",
+            "0x68f42a01",
+            "104.244.10753",
+            "0x68.0xf4.42.1",
+            "104.244.42.1.",
+        ] {
+            assert!(names_an_address(a), "{a}");
+        }
+        for n in [
+            "x.com",
+            "1password.com",
+            "api.0x.org",
+            "a1",
+            "0xcafe.example",
+        ] {
+            assert!(!names_an_address(n), "{n}");
+        }
     }
 }

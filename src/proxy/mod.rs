@@ -51,6 +51,9 @@ pub struct Shared {
     pub policy: Arc<ArcSwap<Policy>>,
     pub resolver: Resolver,
     pub tls: Arc<rustls::ServerConfig>,
+    /// Where `tls` takes its leaves from (a connection to an address gets a configuration
+    /// of its own, see `tls::addressed_server_config`).
+    pub leaves: Arc<crate::tls::LeafResolver>,
     pub connections: Arc<Connections>,
     /// What must finish before a stopping gateway exits.
     pub in_flight: Arc<InFlight>,

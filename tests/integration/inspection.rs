@@ -46,9 +46,16 @@ struct Site {
 }
 
 async fn setup() -> Site {
-    let ca = TestCa::new("upstream test CA");
-    let up = Upstream::start(Some(ca.server_config(HOSTS))).await;
+    setup_with(&TestCa::new("upstream test CA"), |_| {}).await
+}
+
+/// The sites (their certificate also names `SITE_ADDRESS`, as a server reached by address
+/// has), and a gateway in front of them as `tweak` configures it.
+async fn setup_with(ca: &TestCa, tweak: impl FnOnce(&mut GatewayBuilder)) -> Site {
+    let names: Vec<&str> = HOSTS.iter().copied().chain([SITE_ADDRESS]).collect();
+    let up = Upstream::start(Some(ca.server_config(&names))).await;
     let mut b = GatewayBuilder::new().upstream_ca(&ca.pem);
+    tweak(&mut b);
     b.config.rules = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"));
     for host in HOSTS {
         b = b.resolve(&format!("{host}:443"), up.addr);
@@ -1372,6 +1379,90 @@ async fn connect_to_an_address_is_intercepted_by_the_name_tls_asks_for() {
         blind.is_err(),
         "not intercepted: no leaf from the gateway's CA"
     );
+}
+
+/// 7b. TLS to an address whose ClientHello names no server (rustls, like every client,
+/// sends no SNI for an IP address) could be meant for any site. By default it is
+/// intercepted with a leaf for the address, and a request whose Host names another host
+/// (here x.com, which the site at that address would serve) is refused before anything
+/// reaches the site; a request for the address itself goes to it over TLS verified for
+/// the address. `proxy.tls_without_sni: relay` keeps the blind tunnel, `refuse` closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_to_an_address_without_a_server_name_is_held_to_the_address() {
+    let ca = TestCa::new("upstream test CA");
+    let target = format!("{SITE_ADDRESS}:443");
+    let post = {
+        let body = tweet(&format!("key {AWS}"));
+        format!(
+            "{TWEET} HTTP/1.1\r\nHost: x.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+
+    let s = setup_with(&ca, |_| {}).await;
+    let mut tls = connect_tunnel(&s.gw, &target, SITE_ADDRESS).await;
+    tls.write_all(post.as_bytes()).await.unwrap();
+    let (answer, _) = read_answer(&mut tls, Duration::from_secs(10)).await;
+    assert!(
+        (400..500).contains(&status(&answer))
+            && answer.contains("does not match the CONNECT target"),
+        "{answer}"
+    );
+    let mut tls = connect_tunnel(&s.gw, &target, SITE_ADDRESS).await;
+    tls.write_all(
+        format!("GET /hello HTTP/1.1\r\nHost: {SITE_ADDRESS}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_answer(&mut tls, Duration::from_secs(10)).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let got: Vec<(String, String)> =
+        s.up.received
+            .lock()
+            .iter()
+            .map(|r| (r.host.clone(), r.path.clone()))
+            .collect();
+    assert_eq!(got, [(SITE_ADDRESS.to_string(), "/hello".to_string())]);
+
+    // Relayed: the client meets the site's own certificate, and the site gets the request.
+    let s = setup_with(&ca, |b| {
+        b.config.proxy.tls_without_sni = permeable::config::WithoutSni::Relay
+    })
+    .await;
+    let mut tcp = TcpStream::connect(s.gw.proxy).await.unwrap();
+    tcp.write_all(format!("CONNECT {target} HTTP/1.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_head(&mut tcp).await.starts_with("HTTP/1.1 200"));
+    let mut tls =
+        tokio_rustls::TlsConnector::from(tls_client_config_trusting(&ca.pem, &[b"http/1.1"]))
+            .connect(SITE_ADDRESS.try_into().unwrap(), tcp)
+            .await
+            .expect("a blind tunnel to the site");
+    tls.write_all(post.as_bytes()).await.unwrap();
+    let (answer, _) = read_answer(&mut tls, Duration::from_secs(10)).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(s.up.received.lock().len(), 1);
+
+    // Refused: closed before any TLS is spoken, whichever CA the client trusts.
+    let s = setup_with(&ca, |b| {
+        b.config.proxy.tls_without_sni = permeable::config::WithoutSni::Refuse
+    })
+    .await;
+    for trusted in [s.gw.ca_pem.clone(), ca.pem.clone()] {
+        let mut tcp = TcpStream::connect(s.gw.proxy).await.unwrap();
+        tcp.write_all(format!("CONNECT {target} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(read_head(&mut tcp).await.starts_with("HTTP/1.1 200"));
+        let tls =
+            tokio_rustls::TlsConnector::from(tls_client_config_trusting(&trusted, &[b"http/1.1"]))
+                .connect(SITE_ADDRESS.try_into().unwrap(), tcp)
+                .await;
+        assert!(tls.is_err(), "refused");
+    }
+    assert!(s.up.received.lock().is_empty());
 }
 
 /// 8. Non-global IPv6 in every spelling is refused before any connection is attempted.
