@@ -774,6 +774,28 @@ fn cases() -> Vec<Case> {
         CARD,
         Redacted,
     ));
+    // Untyped: a site that reads the body as JSON whatever its type (Jackson) reads it in
+    // UTF-16 by its mark or its zero bytes.
+    for (name, body) in [
+        (
+            "charset: untyped JSON in UTF-16LE after a mark, card",
+            utf16(&format!("\u{feff}{statuses_json}"), false),
+        ),
+        (
+            "charset: untyped JSON in UTF-16BE without a mark, card",
+            utf16(&statuses_json, true),
+        ),
+    ] {
+        v.push(case(
+            name,
+            "mastodon.social",
+            STATUSES,
+            "",
+            body,
+            CARD,
+            Redacted,
+        ));
+    }
     v.push(case(
         "charset: a form declared UTF-16, card (its bytes stay a form as sent: blocked)",
         "mastodon.social",

@@ -7,7 +7,8 @@
 //! The gateway reads both:
 //! - a body in **UTF-16** (by its byte-order mark, its declared charset, or, for JSON and
 //!   untyped bodies, the zero bytes of its first four bytes) whose bytes cannot be read as
-//!   UTF-8 text (they hold zero bytes or are not UTF-8) is transcoded to UTF-8, read as any
+//!   UTF-8 text (they hold zero bytes or are not UTF-8), declared JSON or text or untyped
+//!   and a JSON object or array in UTF-16, is transcoded to UTF-8, read as any
 //!   other body and written back in UTF-16: [`Charset::Utf16`] (its bytes as sent are read
 //!   too, for a reader that ignores the mark: [`BodyText::sent`]). Text that is not valid
 //!   UTF-16 (an odd length, a lone surrogate) is not transcoded;
@@ -140,18 +141,28 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     // holding zero bytes or not UTF-8, text not UTF-8): a form or an untyped body keeps its
     // bytes, which Rack and PHP read as a form whatever the mark says, and its UTF-16 form
     // is read beside them (`utf16_form`).
+    // An untyped body is read by its structure: one whose bytes are not text but whose
+    // UTF-16 is a JSON object or array is JSON to a site that reads it as JSON whatever
+    // the type (Jackson), and is transcoded as JSON is.
     let essence = media.essence.as_str();
     let not_utf8 = std::str::from_utf8(&raw).is_err();
-    let as_bytes_unreadable = if super::is_json_type(essence) {
-        not_utf8 || memchr::memchr(0, &raw).is_some()
+    let not_text = not_utf8 || memchr::memchr(0, &raw).is_some();
+    let as_bytes_unreadable = if super::is_json_type(essence) || essence.is_empty() {
+        not_text
     } else {
         essence.starts_with("text/") && not_utf8
     };
     if as_bytes_unreadable {
-        if let Some(text) = order
+        let transcoded = order
             .encoding()
             .decode_without_bom_handling_and_without_replacement(&raw)
-        {
+            .filter(|text| {
+                !essence.is_empty()
+                    || text
+                        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
+                        .starts_with(['{', '['])
+            });
+        if let Some(text) = transcoded {
             return BodyText {
                 bytes: text.into_owned().into_bytes(),
                 charset: Charset::Utf16(order),
@@ -379,15 +390,26 @@ mod tests {
         assert_eq!((pairs[0].value_start, pairs[0].value_end), (14, 22));
         assert_eq!((pairs[1].value_start, pairs[1].value_end), (28, 30));
 
-        // JSON without a mark or a label: RFC 4627's four bytes; an untyped body keeps its
-        // bytes and is read in UTF-16 too; not for other types.
+        // JSON without a mark or a label: RFC 4627's four bytes, declared or untyped (a
+        // site reads an untyped body by its structure); not for other types. An untyped
+        // UTF-16 body that is not a JSON object or array keeps its bytes and is read in
+        // UTF-16 too.
         let bare = utf16le("{\"a\":1}");
         assert_eq!(
             read(&media("application/json"), bare.clone(), true).1,
             Charset::Utf16(ByteOrder::Little)
         );
+        let (text, cs) = read(&media(""), bare.clone(), true);
         assert_eq!(
-            read(&media(""), bare.clone(), true).1,
+            (text.as_slice(), cs),
+            (&b"{\"a\":1}"[..], Charset::Utf16(ByteOrder::Little))
+        );
+        assert_eq!(
+            read(&media(""), utf16le("\u{feff} [1]"), true).1,
+            Charset::Utf16(ByteOrder::Little)
+        );
+        assert_eq!(
+            read(&media(""), utf16le("a=1&b={}"), true).1,
             Charset::Also(UTF_16LE)
         );
         assert_eq!(read(&media("text/plain"), bare, false).1, Charset::Utf8);
