@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(new) = decision.body.as_ref() {
         assert_eq!(decision.action, Action::Redact);
         if ct == "application/json" {
-            // Read as the engine reads it: UTF-16 transcoded, a byte-order mark skipped.
+            // Read as the engine reads it: UTF-16 or UTF-32 transcoded, a byte-order mark skipped.
             let d = decode_body(Some(ct), None, new, usize::MAX / 2).expect("redacted JSON decodes");
             let text = std::str::from_utf8(&d.raw).expect("redacted JSON is text");
             serde_json::from_str::<serde_json::Value>(text.trim_start_matches('\u{feff}'))

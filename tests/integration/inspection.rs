@@ -774,6 +774,15 @@ fn cases() -> Vec<Case> {
         CARD,
         Redacted,
     ));
+    v.push(case(
+        "a card spelled as a JSON number with an exponent (JavaScript shows its digits)",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        r#"{"status": 4.539148803436467e15, "visibility": "public"}"#,
+        "4539148803436467",
+        Redacted,
+    ));
     // Untyped: a site that reads the body as JSON whatever its type (Jackson) reads it in
     // UTF-16 by its mark or its zero bytes.
     for (name, body) in [
@@ -791,6 +800,34 @@ fn cases() -> Vec<Case> {
             "mastodon.social",
             STATUSES,
             "",
+            body,
+            CARD,
+            Redacted,
+        ));
+    }
+    // UTF-32, which Jackson reads by its mark, its label or RFC 4627's four bytes.
+    for (name, headers, body) in [
+        (
+            "charset: JSON in UTF-32LE after a mark, card redacted in UTF-32",
+            JSON,
+            utf32(&format!("\u{feff}{statuses_json}"), false),
+        ),
+        (
+            "charset: JSON labelled UTF-32 without a mark, card redacted in UTF-32",
+            "Content-Type: application/json; charset=utf-32\r\n",
+            utf32(&statuses_json, true),
+        ),
+        (
+            "charset: untyped JSON in UTF-32BE without a mark, card",
+            "",
+            utf32(&statuses_json, true),
+        ),
+    ] {
+        v.push(case(
+            name,
+            "mastodon.social",
+            STATUSES,
+            headers,
             body,
             CARD,
             Redacted,
@@ -1051,6 +1088,18 @@ fn cases() -> Vec<Case> {
 }
 
 /// `text` in UTF-16, little- or big-endian.
+fn utf32(text: &str, big_endian: bool) -> Vec<u8> {
+    text.chars()
+        .flat_map(|c| {
+            if big_endian {
+                u32::from(c).to_be_bytes()
+            } else {
+                u32::from(c).to_le_bytes()
+            }
+        })
+        .collect()
+}
+
 fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
     text.encode_utf16()
         .flat_map(|u| {
@@ -1087,6 +1136,26 @@ fn readings(path: &str, body: &[u8]) -> Vec<String> {
                 })
                 .collect();
             let text = String::from_utf16_lossy(&units);
+            let text = text.trim_start_matches('\u{feff}').to_string();
+            out.push(text.clone());
+            candidates.push(text);
+        }
+    }
+    // And in UTF-32.
+    if body.len().is_multiple_of(4) && body.contains(&0) {
+        for big_endian in [false, true] {
+            let text: String = body
+                .chunks_exact(4)
+                .map(|u| {
+                    let u = [u[0], u[1], u[2], u[3]];
+                    let n = if big_endian {
+                        u32::from_be_bytes(u)
+                    } else {
+                        u32::from_le_bytes(u)
+                    };
+                    char::from_u32(n).unwrap_or('\u{fffd}')
+                })
+                .collect();
             let text = text.trim_start_matches('\u{feff}').to_string();
             out.push(text.clone());
             candidates.push(text);

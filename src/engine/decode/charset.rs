@@ -12,6 +12,9 @@
 //!   other body and written back in UTF-16: [`Charset::Utf16`] (its bytes as sent are read
 //!   too, for a reader that ignores the mark: [`BodyText::sent`]). Text that is not valid
 //!   UTF-16 (an odd length, a lone surrogate) is not transcoded;
+//! - a body in **UTF-32** (which `encoding_rs` does not know; Jackson reads it), by its
+//!   mark, its label or RFC 4627's four bytes, is transcoded and written back in the same
+//!   way when its bytes cannot be read as its type ([`Charset::Utf32`]);
 //! - any other declared charset (`windows-1252`, `koi8-r`, `shift_jis`, or UTF-16 that
 //!   could not be transcoded) leaves the body's bytes as they are and adds a reading of the
 //!   whole body in that charset, a form's escapes undone first ([`Charset::Also`]): the
@@ -37,6 +40,8 @@ pub enum Charset {
     /// The body was UTF-16 in this byte order: the decoded body holds it transcoded to
     /// UTF-8, and a rewritten body is written back in UTF-16.
     Utf16(ByteOrder),
+    /// The same for UTF-32.
+    Utf32(ByteOrder),
     /// The bytes are read as they are, and also as text in this charset.
     Also(&'static Encoding),
 }
@@ -111,6 +116,35 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
         charset,
         sent: None,
     };
+    // Transcoded only where the bytes as sent cannot be read as the declared type (JSON
+    // holding zero bytes or not UTF-8, text not UTF-8): a form or an untyped body keeps its
+    // bytes, which Rack and PHP read as a form whatever the mark says, and its UTF-16 form
+    // is read beside them (`utf16_form`). An untyped body is read by its structure: one
+    // whose bytes are not text but whose UTF-16 or UTF-32 is a JSON object or array is
+    // JSON to a site that reads it as JSON whatever the type (Jackson), and is transcoded
+    // as JSON is.
+    let essence = media.essence.as_str();
+    let not_utf8 = std::str::from_utf8(&raw).is_err();
+    let not_text = not_utf8 || memchr::memchr(0, &raw).is_some();
+    let json_or_untyped = super::is_json_type(essence) || essence.is_empty();
+    let shaped = |text: &str| {
+        !essence.is_empty()
+            || text
+                .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
+                .starts_with(['{', '['])
+    };
+    if let Some(order) = utf32_order(media, &raw, sniff) {
+        let readable_as_bytes = !not_text || !(json_or_untyped || essence.starts_with("text/"));
+        if !readable_as_bytes {
+            if let Some(text) = decode_utf32(&raw, order).filter(|t| shaped(t)) {
+                return BodyText {
+                    bytes: text.into_bytes(),
+                    charset: Charset::Utf32(order),
+                    sent: Some(raw),
+                };
+            }
+        }
+    }
     let by_bom = Encoding::for_bom(&raw)
         .map(|(e, _)| e)
         .filter(|e| *e != UTF_8);
@@ -137,17 +171,7 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     let Some(order) = utf16 else {
         return as_is(raw, Charset::Utf8);
     };
-    // Transcoded only where the bytes as sent cannot be read as the declared type (JSON
-    // holding zero bytes or not UTF-8, text not UTF-8): a form or an untyped body keeps its
-    // bytes, which Rack and PHP read as a form whatever the mark says, and its UTF-16 form
-    // is read beside them (`utf16_form`).
-    // An untyped body is read by its structure: one whose bytes are not text but whose
-    // UTF-16 is a JSON object or array is JSON to a site that reads it as JSON whatever
-    // the type (Jackson), and is transcoded as JSON is.
-    let essence = media.essence.as_str();
-    let not_utf8 = std::str::from_utf8(&raw).is_err();
-    let not_text = not_utf8 || memchr::memchr(0, &raw).is_some();
-    let as_bytes_unreadable = if super::is_json_type(essence) || essence.is_empty() {
+    let as_bytes_unreadable = if json_or_untyped {
         not_text
     } else {
         essence.starts_with("text/") && not_utf8
@@ -156,12 +180,7 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
         let transcoded = order
             .encoding()
             .decode_without_bom_handling_and_without_replacement(&raw)
-            .filter(|text| {
-                !essence.is_empty()
-                    || text
-                        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
-                        .starts_with(['{', '['])
-            });
+            .filter(|text| shaped(text));
         if let Some(text) = transcoded {
             return BodyText {
                 bytes: text.into_owned().into_bytes(),
@@ -171,6 +190,62 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
         }
     }
     as_is(raw, Charset::Also(order.encoding()))
+}
+
+/// The byte order of a body in UTF-32, which `encoding_rs` (WHATWG) does not know but
+/// Jackson reads: by its byte-order mark, its `charset` label (`utf-32`, `utf-32le`,
+/// `utf-32be`), or for JSON and untyped bodies (`sniff`) RFC 4627's first four bytes (one
+/// ASCII character and three zero bytes). `None` unless its length is whole units.
+fn utf32_order(media: &MediaType, raw: &[u8], sniff: bool) -> Option<ByteOrder> {
+    if raw.is_empty() || !raw.len().is_multiple_of(4) {
+        return None;
+    }
+    let by_zeros = match raw {
+        [0, 0, 0, a, ..] if *a != 0 => Some(ByteOrder::Big),
+        [a, 0, 0, 0, ..] if *a != 0 => Some(ByteOrder::Little),
+        _ => None,
+    };
+    match raw {
+        [0, 0, 0xfe, 0xff, ..] => return Some(ByteOrder::Big),
+        [0xff, 0xfe, 0, 0, ..] => return Some(ByteOrder::Little),
+        _ => {}
+    }
+    let label = media
+        .param_values("charset")
+        .next()
+        .map(|l| l.trim().to_ascii_lowercase());
+    match label.as_deref() {
+        Some("utf-32be") => Some(ByteOrder::Big),
+        Some("utf-32le") => Some(ByteOrder::Little),
+        // Without a mark, big-endian unless the zero bytes say otherwise (Unicode, D101).
+        Some("utf-32" | "ucs-4" | "iso-10646-ucs-4") => Some(by_zeros.unwrap_or(ByteOrder::Big)),
+        _ if sniff => by_zeros,
+        _ => None,
+    }
+}
+
+/// UTF-32 text in `order` (a byte-order mark kept as U+FEFF); `None` when a unit is not a
+/// Unicode scalar value.
+fn decode_utf32(raw: &[u8], order: ByteOrder) -> Option<String> {
+    raw.chunks_exact(4)
+        .map(|u| {
+            let u = [u[0], u[1], u[2], u[3]];
+            char::from_u32(match order {
+                ByteOrder::Little => u32::from_le_bytes(u),
+                ByteOrder::Big => u32::from_be_bytes(u),
+            })
+        })
+        .collect()
+}
+
+/// `text` in UTF-32 of `order` (a byte-order mark it holds is written as one).
+pub fn encode_utf32(text: &str, order: ByteOrder) -> Vec<u8> {
+    text.chars()
+        .flat_map(|c| match order {
+            ByteOrder::Little => u32::from(c).to_le_bytes(),
+            ByteOrder::Big => u32::from(c).to_be_bytes(),
+        })
+        .collect()
 }
 
 /// The pairs of a form body in UTF-16 (`encoding`), their value spans in the body's own
@@ -332,6 +407,54 @@ mod tests {
     }
 
     #[test]
+    fn utf32_by_its_mark_its_label_or_its_zero_bytes_is_transcoded() {
+        let be = |s: &str| encode_utf32(s, ByteOrder::Big);
+        let le = |s: &str| encode_utf32(s, ByteOrder::Little);
+        let json = media("application/json");
+        assert_eq!(
+            read(&json, le("\u{feff}{\"a\":\"\u{1f600}\"}"), true),
+            (
+                "\u{feff}{\"a\":\"\u{1f600}\"}".as_bytes().to_vec(),
+                Charset::Utf32(ByteOrder::Little)
+            )
+        );
+        assert_eq!(
+            read(&json, be("{\"a\":1}"), true).1,
+            Charset::Utf32(ByteOrder::Big)
+        );
+        assert_eq!(
+            read(&media("application/json; charset=UTF-32"), le("[1]"), false).1,
+            Charset::Utf32(ByteOrder::Little)
+        );
+        assert_eq!(
+            read(&media("text/plain; charset=utf-32be"), be("hi"), false).1,
+            Charset::Utf32(ByteOrder::Big)
+        );
+        // Untyped: only a JSON object or array; a unit beyond Unicode is not UTF-32.
+        assert_eq!(
+            read(&media(""), be("[1]"), true).1,
+            Charset::Utf32(ByteOrder::Big)
+        );
+        assert_ne!(
+            read(&media(""), be("a=1"), true).1,
+            Charset::Utf32(ByteOrder::Big)
+        );
+        let mut bad = be("{\"a\":1}");
+        bad.extend_from_slice(&[0, 0x11, 0, 0]);
+        assert_ne!(read(&json, bad, true).1, Charset::Utf32(ByteOrder::Big));
+        // A form keeps its bytes.
+        assert_eq!(
+            read(
+                &media("application/x-www-form-urlencoded"),
+                le("a=1"),
+                false
+            )
+            .1,
+            Charset::Utf8
+        );
+    }
+
+    #[test]
     fn escapes_spell_utf8_across_chunks() {
         // A two-byte sequence cut by every chunk boundary, and a lone Latin-1 byte at the end.
         for pad in 0..4 {
@@ -360,7 +483,7 @@ mod tests {
     /// were transcoded.
     fn read(m: &MediaType, raw: Vec<u8>, sniff: bool) -> (Vec<u8>, Charset) {
         let r = read_as(m, raw.clone(), sniff);
-        let transcoded = matches!(r.charset, Charset::Utf16(_));
+        let transcoded = matches!(r.charset, Charset::Utf16(_) | Charset::Utf32(_));
         assert_eq!(r.sent, transcoded.then_some(raw));
         (r.bytes, r.charset)
     }

@@ -224,6 +224,23 @@ fn select_into<'a>(
     }
 }
 
+/// A JSON number as JavaScript shows it (`String(n)`, what a Node.js site stores when it
+/// casts the value to text): a literal with a fraction or an exponent whose value is a
+/// whole number below 10^21 reads as its digits (`4.539148803436467e15` is
+/// `4539148803436467`; Python shows it as those digits and `.0`). `None` when the literal
+/// already reads as it is shown, or its value is not whole.
+pub fn number_as_shown(literal: &str) -> Option<String> {
+    if !literal.contains(['.', 'e', 'E']) {
+        return None;
+    }
+    let x: f64 = literal.parse().ok()?;
+    if !x.is_finite() || x.fract() != 0.0 || x.abs() >= 1e21 {
+        return None;
+    }
+    // Exact: a whole f64 below 10^21 fits an i128.
+    Some((x as i128).to_string())
+}
+
 /// The string leaves under `node` (the node itself when it is a string), and with
 /// `numbers` the number leaves too, each with its concrete pointer, path and span.
 pub fn scalar_leaves<'a>(
@@ -604,5 +621,21 @@ mod tests {
         let sel = select(&root, &parse_pointer("/status").unwrap());
         let values: Vec<_> = sel.iter().map(|(_, _, n)| n.as_str().unwrap()).collect();
         assert_eq!(values, ["one", "two", "three"]);
+    }
+
+    #[test]
+    fn numbers_read_as_javascript_shows_them() {
+        for (literal, shown) in [
+            ("4.539148803436467e15", Some("4539148803436467")),
+            ("45391488034364670E-1", Some("4539148803436467")),
+            ("4539148803436467.0", Some("4539148803436467")),
+            ("-1.5e3", Some("-1500")),
+            ("4539148803436467", None),
+            ("1.5", None),
+            ("1e21", None),
+            ("1e400", None),
+        ] {
+            assert_eq!(number_as_shown(literal).as_deref(), shown, "{literal}");
+        }
     }
 }

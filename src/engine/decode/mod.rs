@@ -204,6 +204,10 @@ impl DecodedBody {
                 let text = std::str::from_utf8(raw).map_err(std::io::Error::other)?;
                 charset::encode_utf16(text, order)
             }
+            Charset::Utf32(order) => {
+                let text = std::str::from_utf8(raw).map_err(std::io::Error::other)?;
+                charset::encode_utf32(text, order)
+            }
             _ => raw.to_vec(),
         };
         for enc in self.encodings.iter().rev() {

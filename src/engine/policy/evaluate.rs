@@ -1637,6 +1637,25 @@ mod tests {
             d.trace
         );
 
+        // UTF-32 (big-endian, RFC 4627's zero bytes, untyped): the same, in UTF-32.
+        let utf32be =
+            |s: &str| -> Vec<u8> { s.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect() };
+        let body = utf32be(&format!("{}4539148803436467{after}", &before[3..]));
+        let d = decide("", &body);
+        assert_eq!(d.action, Action::Redact, "{:?}", d.trace);
+        let out = d.body.expect("a rewritten body");
+        let (head_len, tail_len) = (utf32be(&before[3..]).len(), utf32be(after).len());
+        assert_eq!(out[..head_len], body[..head_len]);
+        assert_eq!(out[out.len() - tail_len..], body[body.len() - tail_len..]);
+        let text: String = out
+            .chunks_exact(4)
+            .map(|u| char::from_u32(u32::from_be_bytes([u[0], u[1], u[2], u[3]])).unwrap())
+            .collect();
+        assert!(
+            !text.contains("4539148803436467") && text.contains("6467"),
+            "{text}"
+        );
+
         // A legacy charset: the value as the site decodes it.
         let latin = "application/x-www-form-urlencoded; charset=ISO-8859-1";
         let d = decide(latin, b"status=caf%E9+au+lait");
