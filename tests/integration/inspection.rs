@@ -783,6 +783,34 @@ fn cases() -> Vec<Case> {
         "4539148803436467",
         Redacted,
     ));
+    // Markup a page renders: HTML and Markdown join what the text as sent keeps apart.
+    v.push(case(
+        "markup: a card split by an HTML tag",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        format!(r#"{{"status":"card <b>{}</b>{}"}}"#, &CARD[..4], &CARD[4..]),
+        CARD,
+        Blocked,
+    ));
+    v.push(case(
+        "markup: the codename joined by Markdown emphasis",
+        "x.com",
+        TWEET,
+        JSON,
+        tweet("BLUE**HERON** ships in May"),
+        CODENAME,
+        Blocked,
+    ));
+    v.push(case(
+        "markup: a plain card beside HTML is masked in place",
+        "mastodon.social",
+        STATUSES,
+        JSON,
+        format!(r#"{{"status":"<b>Refund</b> to {CARD}"}}"#),
+        CARD,
+        Redacted,
+    ));
     // Untyped: a site that reads the body as JSON whatever its type (Jackson) reads it in
     // UTF-16 by its mark or its zero bytes.
     for (name, body) in [
@@ -1072,6 +1100,15 @@ fn cases() -> Vec<Case> {
         "POST /api/v2/media",
         "Content-Type: multipart/form-data; boundary=XyZ\r\n",
         b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"menu.txt\"\r\nContent-Type: text/plain\r\n\r\nCaf\xe9 cr\xe8me \xe0 la gare\r\n--XyZ--\r\n".to_vec(),
+        "",
+        Delivered,
+    ));
+    v.push(case(
+        "harmless: Markdown and HTML without a secret",
+        "x.com",
+        TWEET,
+        JSON,
+        tweet("**Release** `4.5` &amp; <b>build</b> 2024~11 is out"),
         "",
         Delivered,
     ));

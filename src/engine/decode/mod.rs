@@ -30,6 +30,7 @@ pub mod form;
 pub mod json;
 pub mod keys;
 pub mod multipart;
+pub mod render;
 
 use std::fmt;
 use std::io::{Read, Write};

@@ -765,6 +765,8 @@ fn inspect(
 ) -> Inspection {
     let inputs = view.inputs(true);
     let mut fields: Vec<Field> = Vec::new();
+    // Rendered readings (see `rendered_twins`): (its index, the index of its field).
+    let mut rendered: Vec<(usize, usize)> = Vec::new();
     if reading.uninspectable.is_none() {
         let named = reading
             .candidates
@@ -804,6 +806,7 @@ fn inspect(
             charset_twins(&inputs, d, &mut fields, 0);
         }
         query_twins(head, &inputs, &mut fields, 0);
+        rendered_twins(&mut fields, 0, &mut rendered);
     }
     let content_fields = fields.len();
     let net_scans = head.is_write() && policy.has_safety_net() && !reading.only_noise;
@@ -818,6 +821,7 @@ fn inspect(
             charset_twins(&inputs, d, &mut fields, content_fields);
         }
         query_twins(head, &inputs, &mut fields, content_fields);
+        rendered_twins(&mut fields, content_fields, &mut rendered);
         // The path carries words too (a hashtag followed, a list renamed by URL), in
         // ISO-8859-1 too where its escapes are not UTF-8 (see `query_twins`).
         let spelled: Vec<u8> = percent_encoding::percent_decode_str(head.path_only()).collect();
@@ -841,6 +845,7 @@ fn inspect(
         |d| policy.net.get(d).copied().unwrap_or(false),
         &mut matches,
     );
+    shared_with_the_text(&fields, &rendered, &mut matches);
     trace.push(|| {
         let names: Vec<&str> = fields[..content_fields]
             .iter()
@@ -1108,6 +1113,68 @@ fn charset_twins(inputs: &Inputs<'_>, decoded: &DecodedBody, fields: &mut Vec<Fi
         })
         .collect();
     fields.extend(twins);
+}
+
+/// Stage: each field from `from` on that holds markup, also as a page that renders it
+/// shows it (`<b>4539</b>148803436467`, `BLUE**HERON**`; see `decode::render`): a field of
+/// its own that cannot be rewritten, so a redaction only it needs blocks the request.
+/// Each twin is listed in `twins` with the field it reads.
+fn rendered_twins(fields: &mut Vec<Field>, from: usize, twins: &mut Vec<(usize, usize)>) {
+    let made: Vec<(usize, Field)> = fields[from..]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let text = decode::render::rendered(&f.text)?;
+            let name = format!("{} (as rendered)", f.name);
+            Some((from + i, Field::reading(name, text, f.whole_document)))
+        })
+        .collect();
+    for (source, twin) in made {
+        twins.push((fields.len(), source));
+        fields.push(twin);
+    }
+}
+
+/// Stage: what a rendered reading finds that its field's text as sent holds too (the same
+/// detector, the same letters and digits, as many times) is that text's finding: redacting
+/// the text removes it from the rendering too, so the rendering's copy is dropped. A
+/// value the markup alone makes (`<b>4539</b>148803436467`) stays, and blocks.
+fn shared_with_the_text(
+    fields: &[Field],
+    twins: &[(usize, usize)],
+    matches: &mut Vec<(usize, crate::engine::detect::Match)>,
+) {
+    if twins.is_empty() {
+        return;
+    }
+    let value = |field: usize, m: &crate::engine::detect::Match| -> (usize, String) {
+        let text = fields[field].text.get(m.start..m.end).unwrap_or("");
+        let letters = text
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        (m.detector, letters)
+    };
+    // Per twin, the values its field as sent holds, each as many times as found.
+    let mut held: foldhash::HashMap<(usize, (usize, String)), usize> = Default::default();
+    for &(twin, source) in twins {
+        for (_, m) in matches.iter().filter(|(f, _)| *f == source) {
+            *held.entry((twin, value(source, m))).or_default() += 1;
+        }
+    }
+    matches.retain(|(f, m)| {
+        if !twins.iter().any(|(twin, _)| twin == f) {
+            return true;
+        }
+        match held.get_mut(&(*f, value(*f, m))) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        }
+    });
 }
 
 /// Stage: query parameters from `from` on whose escapes spell bytes that are not UTF-8
