@@ -638,13 +638,23 @@ fn explain_scan(
     use std::fmt::Write as _;
     let decoded = decode::decode_body(Some(content_type), None, body, body.len().max(1))
         .map_err(|e| e.reason)?;
-    let mut fields = decode::all_fields(&decode::Inputs::body(&decoded));
-    fields.extend(decoded.whole_readings());
+    let (fields, rendered) = crate::engine::policy::evaluate::scanned_fields(&decoded);
+    let scans: Vec<_> = fields
+        .iter()
+        .map(|f| policy.detectors.scan_explained(&f.text))
+        .collect();
+    // What a rendered reading shares with its field's text is that text's finding.
+    let mut kept: Vec<_> = scans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.matches.iter().map(move |e| (i, e.matched)))
+        .collect();
+    crate::engine::policy::evaluate::shared_with_the_text(&fields, &rendered, &mut kept);
     let mut out = String::new();
     let mut list = Vec::new();
     let mut count = 0;
-    for field in fields {
-        let scan = policy.detectors.scan_explained(&field.text);
+    for (i, (field, mut scan)) in fields.iter().zip(scans).enumerate() {
+        scan.matches.retain(|e| kept.contains(&(i, e.matched)));
         if scan.matches.is_empty() {
             continue;
         }
@@ -803,6 +813,50 @@ pub fn run_explain(args: &ExplainArgs) -> i32 {
 
 #[cfg(test)]
 mod tests {
+
+    /// `permeable scan` and `scan --explain` read a body as the proxy reads a write: markup
+    /// as rendered (what only the rendering shows is found there, what the text holds too
+    /// is the text's) and values in their declared charset.
+    #[test]
+    fn scan_reads_markup_and_charsets_as_the_proxy_does() {
+        let policy = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
+        let fields = |ct: &str, body: &[u8]| -> Vec<String> {
+            policy
+                .scan(ct, body)
+                .unwrap()
+                .into_iter()
+                .map(|f| format!("{} {}", f.detector, f.field))
+                .collect()
+        };
+        let json = "application/json";
+        assert_eq!(
+            fields(json, br#"{"text":"card <b>4539</b>148803436467"}"#),
+            ["credit_card /text (as rendered)"]
+        );
+        assert_eq!(
+            fields(json, br#"{"text":"<b>card</b> 4539 1488 0343 6467"}"#),
+            ["credit_card /text"]
+        );
+        assert_eq!(
+            fields(
+                "application/x-www-form-urlencoded; charset=ISO-8859-1",
+                b"status=BLUEH%C9RON"
+            ),
+            [
+                "codename status (read as windows-1252)",
+                "codename body (read as windows-1252)"
+            ]
+        );
+        let (out, count) = explain_scan(
+            &policy,
+            json,
+            br#"{"text":"BLUE**HERON** and <b>card</b> 4539 1488 0343 6467"}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(count, 2, "{out}");
+        assert!(out.contains("field /text (as rendered)\n"), "{out}");
+    }
 
     /// A rule file with several mistakes of each kind gets all of them, each located and
     /// with a suggestion, in one `permeable check` run.

@@ -783,6 +783,15 @@ fn cases() -> Vec<Case> {
         "4539148803436467",
         Redacted,
     ));
+    v.push(case(
+        "escapes in a text body that is not UTF-8, on a write no activity names",
+        "x.com",
+        "POST /i/api/1.1/unlisted.json",
+        "Content-Type: text/plain\r\n",
+        b"\xff note BLUEHER%4FN soon".to_vec(),
+        CODENAME,
+        Blocked,
+    ));
     // Markup a page renders: HTML and Markdown join what the text as sent keeps apart.
     v.push(case(
         "markup: a card split by an HTML tag",

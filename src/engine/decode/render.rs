@@ -208,7 +208,10 @@ fn markdown_text(text: &str) -> String {
         // The whole run of delimiters, dropped when a letter or digit touches it.
         let run = rest.bytes().take_while(|&b| b == c).count();
         let before = out.chars().next_back().is_some_and(char::is_alphanumeric);
-        let after = rest[run..].chars().next().is_some_and(char::is_alphanumeric);
+        let after = rest[run..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric);
         if !(before || after) {
             out.push_str(&rest[..run]);
         }

@@ -352,11 +352,25 @@ pub fn scan_body(
         body,
         policy.opts.max_body.max(body.len()),
     )?;
-    let mut fields = decode::all_fields(&Inputs::body(&decoded));
-    fields.extend(decoded.whole_readings());
+    let (fields, rendered) = scanned_fields(&decoded);
     let mut matches = Vec::new();
     scan_fields(policy, &fields, 0, |_| true, &mut matches);
+    shared_with_the_text(&fields, &rendered, &mut matches);
     Ok(to_findings(policy, &fields, fields.len(), &matches))
+}
+
+/// The fields `permeable scan` reads in a body, as the proxy reads a write's: every value
+/// and name, each read in the charset the body or its part declares, each holding markup
+/// as rendered too, and the readings of the whole body. With the rendered readings (see
+/// [`shared_with_the_text`]).
+pub fn scanned_fields(decoded: &DecodedBody) -> (Vec<Field>, Vec<(usize, usize)>) {
+    let inputs = Inputs::body(decoded);
+    let mut fields = decode::all_fields(&inputs);
+    charset_twins(&inputs, decoded, &mut fields, 0);
+    let mut rendered = Vec::new();
+    rendered_twins(&mut fields, 0, &mut rendered);
+    fields.extend(decoded.whole_readings());
+    (fields, rendered)
 }
 
 /// The human-readable steps of a decision, recorded only when someone will read them
@@ -1139,7 +1153,7 @@ fn rendered_twins(fields: &mut Vec<Field>, from: usize, twins: &mut Vec<(usize, 
 /// detector, the same letters and digits, as many times) is that text's finding: redacting
 /// the text removes it from the rendering too, so the rendering's copy is dropped. A
 /// value the markup alone makes (`<b>4539</b>148803436467`) stays, and blocks.
-fn shared_with_the_text(
+pub fn shared_with_the_text(
     fields: &[Field],
     twins: &[(usize, usize)],
     matches: &mut Vec<(usize, crate::engine::detect::Match)>,
@@ -1294,6 +1308,27 @@ fn safety_net_fields(
         );
     }
     fields.push(decode::fields::raw_text("body (raw)", raw, &holes));
+    // A body not read as JSON, a form or parts (text, binary, one that does not decode)
+    // with its escapes undone too, as a site or a client decoding `%39` shows it.
+    let structured = matches!(
+        decoded.map(|d| &d.kind),
+        Some(BodyKind::Json(_) | BodyKind::Form(_) | BodyKind::Multipart(_))
+    );
+    if !structured && memchr::memchr(b'%', raw).is_some() {
+        // The noise and the pictures blanked first, as in the reading as written.
+        let mut bytes = raw.to_vec();
+        for &(start, end) in &holes {
+            if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
+                hole.fill(b' ');
+            }
+        }
+        let undone = decode::form::form_decode_bytes(&bytes);
+        fields.push(decode::fields::raw_text(
+            "body (escapes undone)",
+            &undone,
+            &[],
+        ));
+    }
 }
 
 /// Why a redaction could not be made: the request is blocked instead.
