@@ -7,6 +7,9 @@
 #   bash benches/suite/instructions.sh https      # intercepted HTTPS, HTTP/1.1 keep-alive
 #   bash benches/suite/instructions.sh h2         # intercepted HTTPS, HTTP/2
 #   bash benches/suite/instructions.sh post       # scenario 3's inspected 2 KiB posts, HTTP/1.1
+#   bash benches/suite/instructions.sh https-floor   # `https` through a Pingora proxy with no
+#   bash benches/suite/instructions.sh h2-floor      # logic (examples/pingora_floor.rs): the
+#                                                 # floor any proxy on Pingora pays
 #   RULES=empty bash benches/suite/instructions.sh post   # the same with no rules (what
 #                                                 # inspection costs is the difference)
 #
@@ -28,7 +31,12 @@ SUITE=$ROOT/benches/suite
 N=${N:-10000}
 C=${C:-4}
 MODE=${1:-http}
-case $MODE in http | https | h2 | post) ;; *) echo "usage: $0 [http|https|h2|post]" >&2 && exit 2 ;; esac
+case $MODE in http | https | h2 | post | https-floor | h2-floor) ;; *) echo "usage: $0 [http|https|h2|post|https-floor|h2-floor]" >&2 && exit 2 ;; esac
+FLOOR=""
+if [[ $MODE == *-floor ]]; then
+  FLOOR=1
+  MODE=${MODE%-floor}
+fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 missing=()
@@ -43,6 +51,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 (cd "$ROOT" && cargo build --release --locked -q)
+[ -z "$FLOOR" ] || (cd "$ROOT" && cargo build --release --locked -q --example pingora_floor)
 cargo build --release --locked -q --manifest-path "$SUITE/loadgen/Cargo.toml" \
   --target-dir "$TARGET_DIR/suite"
 PERMEABLE=$TARGET_DIR/release/permeable
@@ -108,11 +117,25 @@ $tls_upstream
     "x.com:80": "127.0.0.1:$UP"
     "x.com:443": "127.0.0.1:$UP"
 EOF
-valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
-  "$PERMEABLE" run --config "$WORK/permeable.yaml" 2>"$WORK/valgrind.log" >/dev/null &
-GW=$!
-PIDS+=("$GW")
-wait_ready "$ADMIN" 600 0.2 || true
+if [ -n "$FLOOR" ]; then
+  # The same listener and upstream, no permeable: the upstream's own certificate serves
+  # (h2load does not verify it).
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
+    "$TARGET_DIR/release/examples/pingora_floor" "127.0.0.1:$TLS" "$WORK/site.crt" \
+    "$WORK/site.key" "127.0.0.1:$UP" x.com "$WORK/ca.crt" 2>"$WORK/valgrind.log" >/dev/null &
+  GW=$!
+  PIDS+=("$GW")
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$TLS") 2>/dev/null && break
+    sleep 0.2
+  done
+else
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
+    "$PERMEABLE" run --config "$WORK/permeable.yaml" 2>"$WORK/valgrind.log" >/dev/null &
+  GW=$!
+  PIDS+=("$GW")
+  wait_ready "$ADMIN" 600 0.2 || true
+fi
 run() {
   if [ "$MODE" = http ]; then
     "$LOADGEN" run --target "127.0.0.1:$HTTP" --host x.com --path / -c 8 -n "$1" -d 3600

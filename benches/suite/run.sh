@@ -78,6 +78,7 @@ fi
 
 say "building permeable, the load generator and the scale benchmark"
 (cd "$ROOT" && cargo build --release --locked -q)
+(cd "$ROOT" && want 8 && cargo build --release --locked -q --example pingora_floor) || true
 (cd "$ROOT" && want 5 && cargo bench --locked --bench scale --no-run -q 2>/dev/null) || true
 cargo build --release --locked -q --manifest-path "$SUITE/loadgen/Cargo.toml" \
   --target-dir "$TARGET_DIR/suite"
@@ -194,7 +195,7 @@ GWCA=$WORK/gwca/ca.crt
 
 # --- ports and the servers ---------------------------------------------------------------
 read -r UP_HTTP UP_HTTPS NGX_HTTP NGX_TLS SINK MITM NGX_L4 NGX_UP \
-  GW_PROXY GW_HTTP GW_TLS GW_ADMIN <<<"$(free_ports 12)"
+  GW_PROXY GW_HTTP GW_TLS GW_ADMIN FLOOR_TLS <<<"$(free_ports 13)"
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
 
@@ -630,6 +631,21 @@ if want 8; then
   intercepted=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics" | awk '/^permeable_tunnels_total\{.*intercept/ {print $2}')
   [ -n "$intercepted" ] || say "warning: no intercepted connection counted"
   stop "$CAND_PID"
+  # The floor under both: a Pingora proxy with no logic of its own (examples/pingora_floor.rs),
+  # the same TLS termination, upstream and verification; what any proxy on Pingora pays.
+  FLOOR=$TARGET_DIR/release/examples/pingora_floor
+  if [ -x "$FLOOR" ]; then
+    "${SRV[@]}" "$FLOOR" "127.0.0.1:$FLOOR_TLS" "$PKI/site.crt" "$PKI/site.key" \
+      "127.0.0.1:$UP_HTTPS" x.com "$PKI/ca.crt" 2>"$WORK/floor.log" &
+    CAND_PID=$!
+    PIDS+=("$CAND_PID")
+    wait_port "$FLOOR_TLS"
+    r=$(h2load_run "$FLOOR_TLS" --h1)
+    record 8 "Pingora with no logic (the floor), HTTP/1.1" info "$(hwm_kib "$CAND_PID")" "$r"
+    r=$(h2load_run "$FLOOR_TLS")
+    record 8 "Pingora with no logic (the floor), HTTP/2" info2 "$(hwm_kib "$CAND_PID")" "$r"
+    stop "$CAND_PID"
+  fi
   stop_upstream
 fi
 
