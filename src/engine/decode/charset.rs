@@ -119,24 +119,15 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     // Transcoded only where the bytes as sent cannot be read as the declared type (JSON
     // holding zero bytes or not UTF-8, text not UTF-8): a form or an untyped body keeps its
     // bytes, which Rack and PHP read as a form whatever the mark says, and its UTF-16 form
-    // is read beside them (`utf16_form`). An untyped body is read by its structure: one
-    // whose bytes are not text but whose UTF-16 or UTF-32 is a JSON object or array is
-    // JSON to a site that reads it as JSON whatever the type (Jackson), and is transcoded
-    // as JSON is.
+    // is read beside them (`utf16_form`), as is, for an untyped body, the JSON its UTF-16
+    // or UTF-32 spells (`wide_json`).
     let essence = media.essence.as_str();
     let not_utf8 = std::str::from_utf8(&raw).is_err();
     let not_text = not_utf8 || memchr::memchr(0, &raw).is_some();
-    let json_or_untyped = super::is_json_type(essence) || essence.is_empty();
-    let shaped = |text: &str| {
-        !essence.is_empty()
-            || text
-                .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
-                .starts_with(['{', '['])
-    };
     if let Some(order) = utf32_order(media, &raw, sniff) {
-        let readable_as_bytes = !not_text || !(json_or_untyped || essence.starts_with("text/"));
-        if !readable_as_bytes {
-            if let Some(text) = decode_utf32(&raw, order).filter(|t| shaped(t)) {
+        let typed = super::is_json_type(essence) || essence.starts_with("text/");
+        if typed && not_text {
+            if let Some(text) = decode_utf32(&raw, order) {
                 return BodyText {
                     bytes: text.into_bytes(),
                     charset: Charset::Utf32(order),
@@ -171,7 +162,7 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     let Some(order) = utf16 else {
         return as_is(raw, Charset::Utf8);
     };
-    let as_bytes_unreadable = if json_or_untyped {
+    let as_bytes_unreadable = if super::is_json_type(essence) {
         not_text
     } else {
         essence.starts_with("text/") && not_utf8
@@ -179,8 +170,7 @@ pub fn read_as(media: &MediaType, raw: Vec<u8>, sniff: bool) -> BodyText {
     if as_bytes_unreadable {
         let transcoded = order
             .encoding()
-            .decode_without_bom_handling_and_without_replacement(&raw)
-            .filter(|text| shaped(text));
+            .decode_without_bom_handling_and_without_replacement(&raw);
         if let Some(text) = transcoded {
             return BodyText {
                 bytes: text.into_owned().into_bytes(),
@@ -252,34 +242,92 @@ pub fn encode_utf32(text: &str, order: ByteOrder) -> Vec<u8> {
 /// bytes: an alternative reading of a form whose bytes stay as sent (inspected, never
 /// rewritten). Units that are not UTF-16 read as U+FFFD.
 pub fn utf16_form(raw: &[u8], encoding: &'static Encoding) -> Vec<FormPair> {
-    let big = encoding == UTF_16BE;
-    let units = raw.chunks_exact(2).map(|p| {
-        if big {
-            u16::from_be_bytes([p[0], p[1]])
-        } else {
-            u16::from_le_bytes([p[0], p[1]])
-        }
-    });
-    // The text, and for each of its UTF-8 offsets the offset in `raw` it came from.
-    let mut text = String::with_capacity(raw.len());
-    let mut at = Vec::with_capacity(raw.len() + 1);
-    let mut offset = 0;
-    for c in char::decode_utf16(units) {
-        let (c, width) = match c {
-            Ok(c) => (c, 2 * c.len_utf16()),
-            Err(_) => (char::REPLACEMENT_CHARACTER, 2),
-        };
-        text.push(c);
-        at.extend(std::iter::repeat_n(offset, c.len_utf8()));
-        offset += width;
-    }
-    at.push(offset);
+    let order = if encoding == UTF_16BE {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    };
+    let (text, at) = mapped(raw, Wide::Utf16(order));
     let mut pairs = super::form::parse_form(text.as_bytes());
     for p in &mut pairs {
         p.value_start = at[p.value_start];
         p.value_end = at[p.value_end];
     }
     pairs
+}
+
+/// Text in units wider than a byte.
+#[derive(Clone, Copy)]
+enum Wide {
+    Utf16(ByteOrder),
+    Utf32(ByteOrder),
+}
+
+/// `raw` read as `wide` text (units that are not Unicode read as U+FFFD), and for each
+/// UTF-8 offset of that text (and its end) the offset in `raw` it came from.
+fn mapped(raw: &[u8], wide: Wide) -> (String, Vec<usize>) {
+    let mut text = String::with_capacity(raw.len());
+    let mut at = Vec::with_capacity(raw.len() + 1);
+    let mut offset = 0;
+    let mut push = |c: char, width: usize| {
+        text.push(c);
+        at.extend(std::iter::repeat_n(offset, c.len_utf8()));
+        offset += width;
+    };
+    match wide {
+        Wide::Utf16(order) => {
+            let units = raw.chunks_exact(2).map(|p| match order {
+                ByteOrder::Big => u16::from_be_bytes([p[0], p[1]]),
+                ByteOrder::Little => u16::from_le_bytes([p[0], p[1]]),
+            });
+            for c in char::decode_utf16(units) {
+                match c {
+                    Ok(c) => push(c, 2 * c.len_utf16()),
+                    Err(_) => push(char::REPLACEMENT_CHARACTER, 2),
+                }
+            }
+        }
+        Wide::Utf32(order) => {
+            for u in raw.chunks_exact(4) {
+                let u = [u[0], u[1], u[2], u[3]];
+                let n = match order {
+                    ByteOrder::Big => u32::from_be_bytes(u),
+                    ByteOrder::Little => u32::from_le_bytes(u),
+                };
+                push(char::from_u32(n).unwrap_or(char::REPLACEMENT_CHARACTER), 4);
+            }
+        }
+    }
+    at.push(offset);
+    (text, at)
+}
+
+/// The JSON object or array an untyped body spells in UTF-32 or UTF-16 (by its mark or
+/// RFC 4627's zero bytes), its spans mapped into the body's own bytes: what a site that
+/// reads the body as JSON whatever its type (Jackson) reads, beside the form Rack reads
+/// in the same bytes. Inspected, never rewritten.
+pub fn wide_json(raw: &[u8]) -> Option<super::JsonNode> {
+    let untyped = MediaType::parse("");
+    let wide = match utf32_order(&untyped, raw, true) {
+        Some(order) => Wide::Utf32(order),
+        None => {
+            let order = match Encoding::for_bom(raw) {
+                Some((e, _)) if e == UTF_16LE => ByteOrder::Little,
+                Some((e, _)) if e == UTF_16BE => ByteOrder::Big,
+                Some(_) => return None,
+                None => json_byte_order(raw)?,
+            };
+            Wide::Utf16(order)
+        }
+    };
+    let (text, at) = mapped(raw, wide);
+    let mut node = super::parse_json(text.trim_start_matches('\u{feff}'))
+        .ok()
+        .filter(super::JsonNode::is_container)?;
+    // Spans of the text after its mark, then of the bytes.
+    let mark = text.len() - text.trim_start_matches('\u{feff}').len();
+    node.map_spans(&|offset| at[offset + mark]);
+    Some(node)
 }
 
 /// `text` in UTF-16 of `order` (a byte-order mark it holds is written as one).
@@ -430,15 +478,15 @@ mod tests {
             read(&media("text/plain; charset=utf-32be"), be("hi"), false).1,
             Charset::Utf32(ByteOrder::Big)
         );
-        // Untyped: only a JSON object or array; a unit beyond Unicode is not UTF-32.
-        assert_eq!(
-            read(&media(""), be("[1]"), true).1,
-            Charset::Utf32(ByteOrder::Big)
-        );
-        assert_ne!(
-            read(&media(""), be("a=1"), true).1,
-            Charset::Utf32(ByteOrder::Big)
-        );
+        // Untyped: the bytes stay as sent (Rack reads them as a form), and a JSON object or
+        // array they spell is read beside them, its spans in those bytes.
+        assert_eq!(read(&media(""), be("[1]"), true).1, Charset::Utf8);
+        let body = be("{\"a\":\"hi\"}");
+        let node = wide_json(&body).expect("UTF-32 JSON");
+        let leaf = node.child("a").unwrap();
+        assert_eq!((leaf.start, leaf.end), (20, 36));
+        assert!(wide_json(&be("a=1")).is_none());
+        // A unit beyond Unicode is not UTF-32.
         let mut bad = be("{\"a\":1}");
         bad.extend_from_slice(&[0, 0x11, 0, 0]);
         assert_ne!(read(&json, bad, true).1, Charset::Utf32(ByteOrder::Big));
@@ -513,28 +561,23 @@ mod tests {
         assert_eq!((pairs[0].value_start, pairs[0].value_end), (14, 22));
         assert_eq!((pairs[1].value_start, pairs[1].value_end), (28, 30));
 
-        // JSON without a mark or a label: RFC 4627's four bytes, declared or untyped (a
-        // site reads an untyped body by its structure); not for other types. An untyped
-        // UTF-16 body that is not a JSON object or array keeps its bytes and is read in
-        // UTF-16 too.
+        // JSON without a mark or a label: RFC 4627's four bytes; not for other types. An
+        // untyped body keeps its bytes and is read in UTF-16 too, and the JSON its UTF-16
+        // spells beside them, its spans in the bytes (after a mark too).
         let bare = utf16le("{\"a\":1}");
         assert_eq!(
             read(&media("application/json"), bare.clone(), true).1,
             Charset::Utf16(ByteOrder::Little)
         );
-        let (text, cs) = read(&media(""), bare.clone(), true);
         assert_eq!(
-            (text.as_slice(), cs),
-            (&b"{\"a\":1}"[..], Charset::Utf16(ByteOrder::Little))
-        );
-        assert_eq!(
-            read(&media(""), utf16le("\u{feff} [1]"), true).1,
-            Charset::Utf16(ByteOrder::Little)
-        );
-        assert_eq!(
-            read(&media(""), utf16le("a=1&b={}"), true).1,
+            read(&media(""), bare.clone(), true).1,
             Charset::Also(UTF_16LE)
         );
+        let marked = utf16le("\u{feff}{\"a\":\"hi\"}");
+        let leaf = wide_json(&marked).expect("UTF-16 JSON");
+        let leaf = leaf.child("a").unwrap();
+        assert_eq!(&marked[leaf.start..leaf.end], utf16le("\"hi\"").as_slice());
+        assert!(wide_json(&utf16le("a=1&b={}")).is_none());
         assert_eq!(read(&media("text/plain"), bare, false).1, Charset::Utf8);
     }
 

@@ -252,18 +252,14 @@ fn json_leaves(
     let mut leaves = Vec::new();
     scalar_leaves(node, name, path, numbers_in.is_some(), &mut leaves);
     for (name, path, leaf) in leaves {
-        // A number as a site shows it once cast to text (`4.5391488e15` is its digits).
         let text = match (&leaf.kind, numbers_in) {
-            (JsonKind::Num, Some(src)) => {
-                let literal = src.get(leaf.start..leaf.end).unwrap_or("");
-                json::number_as_shown(literal).unwrap_or_else(|| literal.to_string())
-            }
-            _ => leaf.as_str().unwrap_or("").to_string(),
+            (JsonKind::Num, Some(src)) => src.get(leaf.start..leaf.end).unwrap_or(""),
+            _ => leaf.as_str().unwrap_or(""),
         };
         let (loc, rewritable) = loc(leaf.start, leaf.end, path);
         out.push(Field {
             name,
-            text,
+            text: text.to_string(),
             loc,
             rewritable,
             whole_document,

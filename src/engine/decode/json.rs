@@ -93,6 +93,18 @@ impl JsonNode {
     }
 
     /// Whether the value is an object or an array (a document with structure).
+    /// Every span of this node and the nodes under it passed through `map` (offsets in
+    /// a transcoding to offsets in the bytes it was made from).
+    pub fn map_spans(&mut self, map: &impl Fn(usize) -> usize) {
+        self.start = map(self.start);
+        self.end = map(self.end);
+        match &mut self.kind {
+            JsonKind::Object(members) => members.iter_mut().for_each(|(_, v)| v.map_spans(map)),
+            JsonKind::Array(items) => items.iter_mut().for_each(|v| v.map_spans(map)),
+            _ => {}
+        }
+    }
+
     pub fn is_container(&self) -> bool {
         matches!(self.kind, JsonKind::Object(_) | JsonKind::Array(_))
     }
@@ -230,7 +242,10 @@ fn select_into<'a>(
 /// `4539148803436467`; Python shows it as those digits and `.0`). `None` when the literal
 /// already reads as it is shown, or its value is not whole.
 pub fn number_as_shown(literal: &str) -> Option<String> {
-    if !literal.contains(['.', 'e', 'E']) {
+    let number = literal
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    if !number || !literal.contains(['.', 'e', 'E']) {
         return None;
     }
     let x: f64 = literal.parse().ok()?;

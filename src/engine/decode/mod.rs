@@ -443,6 +443,12 @@ pub fn decode_body_as(
         (BodyKind::Form(_), Charset::Utf8) => charset::undeclared_form(&raw),
         (_, declared) => declared,
     };
+    // An untyped body whose UTF-16 or UTF-32 is JSON: that JSON is read beside its bytes.
+    if media.essence.is_empty() && matches!(charset, Charset::Utf8 | Charset::Also(_)) {
+        if let Some(node) = charset::wide_json(&raw) {
+            alt.push(BodyKind::Json(node));
+        }
+    }
     // A form in UTF-16 whose bytes stay as sent: its UTF-16 pairs are read beside them.
     if let (BodyKind::Form(_), Charset::Also(e)) = (&kind, charset) {
         if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {

@@ -13,11 +13,18 @@
 //!   `<br>`, `<li>`, `<td>`…) read as a space; character references decoded (decimal and
 //!   hexadecimal, with or without their `;`, and the named ones text uses: `&nbsp;`,
 //!   `&shy;`, `&zwj;`, `&amp;`…).
+//! - A number written with a fraction or an exponent whose value is whole, as JavaScript
+//!   shows it once cast to text (`4.539148803436467e15` is `4539148803436467`).
 //! - Markdown: the emphasis, strike-through and code delimiters (`*`, `~`, `` ` ``) beside
 //!   a letter or digit removed, and a backslash escaping punctuation removed.
 
 /// `text` as a page that renders its markup shows it; `None` when it holds none.
 pub fn rendered(text: &str) -> Option<String> {
+    // A number written with a fraction or an exponent, as a site casting it to text shows
+    // it (`4.539148803436467e15` is the digits of a card).
+    if let Some(shown) = super::json::number_as_shown(text.trim()) {
+        return Some(shown);
+    }
     if !text
         .bytes()
         .any(|b| matches!(b, b'<' | b'&' | b'*' | b'~' | b'`' | b'\\'))
@@ -249,6 +256,11 @@ mod tests {
                 "{typed}"
             );
         }
+        assert_eq!(
+            rendered(" 4.539148803436467e15").as_deref(),
+            Some("4539148803436467")
+        );
+        assert_eq!(rendered("4539148803436467"), None);
         assert_eq!(rendered("plain words, nothing else"), None);
         assert_eq!(rendered("a < b & c"), None);
         // An unclosed tag or comment.

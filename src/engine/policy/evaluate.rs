@@ -1739,11 +1739,11 @@ mod tests {
             d.trace
         );
 
-        // UTF-32 (big-endian, RFC 4627's zero bytes, untyped): the same, in UTF-32.
+        // UTF-32 (big-endian, RFC 4627's zero bytes): the same, in UTF-32.
         let utf32be =
             |s: &str| -> Vec<u8> { s.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect() };
         let body = utf32be(&format!("{}4539148803436467{after}", &before[3..]));
-        let d = decide("", &body);
+        let d = decide("application/json", &body);
         assert_eq!(d.action, Action::Redact, "{:?}", d.trace);
         let out = d.body.expect("a rewritten body");
         let (head_len, tail_len) = (utf32be(&before[3..]).len(), utf32be(after).len());
