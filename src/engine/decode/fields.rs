@@ -465,12 +465,7 @@ fn param_all(
 /// such control as a space, so strings inside protobuf and other binary formats, plain
 /// ASCII between tag and length bytes, are found either way.
 pub fn raw_text(name: &str, raw: &[u8], holes: &[(usize, usize)]) -> Field {
-    let mut bytes = raw.to_vec();
-    for &(start, end) in holes {
-        if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
-            hole.fill(b' ');
-        }
-    }
+    let bytes = blanked(raw, holes);
     let mut text = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         text.push_str(chunk.valid());
@@ -497,6 +492,17 @@ impl Field {
             whole_document,
         }
     }
+}
+
+/// A copy of `raw` with the byte spans `holes` (the site's noise, pictures) as spaces.
+pub fn blanked(raw: &[u8], holes: &[(usize, usize)]) -> Vec<u8> {
+    let mut bytes = raw.to_vec();
+    for &(start, end) in holes {
+        if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
+            hole.fill(b' ');
+        }
+    }
+    bytes
 }
 
 /// The bytes a field's value occupies in the body or the query string: a JSON string

@@ -163,12 +163,7 @@ impl DecodedBody {
         let Charset::Also(encoding) = self.charset else {
             return None;
         };
-        let mut bytes = self.raw.clone();
-        for &(start, end) in holes {
-            if let Some(hole) = bytes.get_mut(start..end.min(self.raw.len())) {
-                hole.fill(b' ');
-            }
-        }
+        let mut bytes = fields::blanked(&self.raw, holes);
         if encoding.is_ascii_compatible() && matches!(self.kind, BodyKind::Form(_)) {
             bytes = form::form_decode_bytes(&bytes);
         }

@@ -1316,13 +1316,7 @@ fn safety_net_fields(
     );
     if !structured && memchr::memchr(b'%', raw).is_some() {
         // The noise and the pictures blanked first, as in the reading as written.
-        let mut bytes = raw.to_vec();
-        for &(start, end) in &holes {
-            if let Some(hole) = bytes.get_mut(start..end.min(raw.len())) {
-                hole.fill(b' ');
-            }
-        }
-        let undone = decode::form::form_decode_bytes(&bytes);
+        let undone = decode::form::form_decode_bytes(&decode::fields::blanked(raw, &holes));
         fields.push(decode::fields::raw_text(
             "body (escapes undone)",
             &undone,
